@@ -1,0 +1,135 @@
+#include "capture_sql.hpp"
+
+#include <fmt/format.h>
+
+#include <string_view>
+
+#include "assets.hpp"
+
+namespace pgferry::capture {
+namespace {
+
+// jsonb_build_object takes at most 100 arguments, so wide tables are built 50 pairs at a time.
+constexpr size_t kPairsPerCall = 50;
+
+std::string_view capture_template() {
+  for (const auto& a : assets::all()) {
+    if (a.path == "triggers/capture.sql") return a.text;
+  }
+  // The template is compiled in; its absence is a build error, not a runtime condition.
+  assert(false && "triggers/capture.sql is not embedded");
+  return {};
+}
+
+std::string replace_all(std::string text, std::string_view what, std::string_view with) {
+  for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + with.size())) {
+    text.replace(pos, what.size(), with);
+  }
+  return text;
+}
+
+// jsonb_build_object('a', REC."a", ...) for `columns` of the row variable `rec` (NEW or OLD).
+std::string json_object(const std::vector<std::string>& columns, std::string_view rec) {
+  std::string out;
+  for (size_t start = 0; start < columns.size(); start += kPairsPerCall) {
+    if (!out.empty()) out += " || ";
+    out += "jsonb_build_object(";
+    for (size_t i = start; i < columns.size() && i < start + kPairsPerCall; ++i) {
+      if (i != start) out += ", ";
+      out += fmt::format("{}, {}.{}", sql::quote_literal(columns[i]), rec, sql::quote_ident(columns[i]));
+    }
+    out += ")";
+  }
+  return out;
+}
+
+// ROW(REC."a", REC."b") for `columns` of `rec`.
+std::string row_of(const std::vector<std::string>& columns, std::string_view rec) {
+  std::string out = "ROW(";
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (i != 0) out += ", ";
+    out += fmt::format("{}.{}", rec, sql::quote_ident(columns[i]));
+  }
+  return out + ")";
+}
+
+// Whether `rec` passes the filter. The filter names bare columns, so it is evaluated over a
+// one-row subquery of the row variable; NULL counts as "not in the filter".
+std::string in_filter(const std::string& where, std::string_view rec) {
+  if (where.empty()) return "true";
+  return fmt::format("coalesce((SELECT ({}) FROM (SELECT {}.*) AS pgferry_row), false)", where, rec);
+}
+
+}  // namespace
+
+std::string function_name_for(std::int32_t table_id) { return fmt::format("capture_{}", table_id); }
+
+std::string fingerprint_of(const std::vector<std::string>& parts) {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (const auto& p : parts) {
+    for (unsigned char c : p) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+    h ^= 0xff;  // Separator, so ["ab","c"] and ["a","bc"] differ.
+    h *= 1099511628211ULL;
+  }
+  return fmt::format("{:016x}", h);
+}
+
+CaptureDdl render_capture(const CaptureSpec& spec) {
+  assert(!spec.key_columns.empty());
+  CaptureDdl ddl;
+  ddl.function_name = "pgferry." + sql::quote_ident(function_name_for(spec.table_id));
+
+  std::string fn(capture_template());
+  fn = replace_all(std::move(fn), "{{function}}", ddl.function_name);
+  fn = replace_all(std::move(fn), "{{table_id}}", std::to_string(spec.table_id));
+  fn = replace_all(std::move(fn), "{{listen_lock}}", fmt::format("{}, {}", kLockClass, kListenLock));
+  fn = replace_all(std::move(fn), "{{old_in}}", in_filter(spec.where, "OLD"));
+  fn = replace_all(std::move(fn), "{{new_in}}", in_filter(spec.where, "NEW"));
+  fn = replace_all(std::move(fn), "{{old_key}}", json_object(spec.key_columns, "OLD"));
+  fn = replace_all(std::move(fn), "{{key_changed}}",
+                   fmt::format("{} IS DISTINCT FROM {}", row_of(spec.key_columns, "NEW"),
+                               row_of(spec.key_columns, "OLD")));
+  if (spec.columns.empty()) {
+    fn = replace_all(std::move(fn), "{{new_image}}", "to_jsonb(NEW)");
+    // Comparing text forms catches every visible change, including types without an equality
+    // operator (json, point) and changes equality ignores (1.0 -> 1.00).
+    fn = replace_all(std::move(fn), "{{row_changed}}", "NEW::text IS DISTINCT FROM OLD::text");
+  } else {
+    fn = replace_all(std::move(fn), "{{new_image}}", json_object(spec.columns, "NEW"));
+    fn = replace_all(std::move(fn), "{{row_changed}}",
+                     fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.columns, "NEW"),
+                                 row_of(spec.columns, "OLD")));
+  }
+  ddl.statements.push_back(std::move(fn));
+
+  const auto table = spec.table.quoted();
+  ddl.statements.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kRowTrigger), table));
+  ddl.statements.push_back(fmt::format("CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} "
+                                       "FOR EACH ROW EXECUTE FUNCTION {}()",
+                                       sql::quote_ident(kRowTrigger), table, ddl.function_name));
+  ddl.statements.push_back(
+      fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kTruncateTrigger), table));
+  if (spec.truncate) {
+    ddl.statements.push_back(fmt::format("CREATE TRIGGER {} AFTER TRUNCATE ON {} "
+                                         "FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                                         sql::quote_ident(kTruncateTrigger), table, ddl.function_name));
+  }
+  ddl.fingerprint = fingerprint_of(ddl.statements);
+  return ddl;
+}
+
+std::vector<std::string> render_drop_capture(const sql::QualifiedName& table, const std::string& function_name,
+                                             bool table_exists) {
+  std::vector<std::string> out;
+  if (table_exists) {
+    out.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kRowTrigger), table.quoted()));
+    out.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kTruncateTrigger), table.quoted()));
+  }
+  out.push_back(fmt::format("DROP FUNCTION IF EXISTS {}()", function_name));
+  return out;
+}
+
+}  // namespace pgferry::capture

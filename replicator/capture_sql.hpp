@@ -1,0 +1,57 @@
+#pragma once
+// Renders the per-table capture function and triggers (template: triggers/capture.sql).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sql.hpp"
+
+namespace pgferry::capture {
+
+/// Name of the row-level trigger pgferry puts on every replicated source table.
+inline constexpr const char* kRowTrigger = "pgferry_capture";
+/// Name of the statement-level TRUNCATE trigger.
+inline constexpr const char* kTruncateTrigger = "pgferry_capture_truncate";
+/// NOTIFY channel of the doorbell.
+inline constexpr const char* kChannel = "pgferry";
+/// Advisory lock (two int4 keys) the replicator's LISTEN session holds exclusively while it
+/// listens; triggers ring only while it is held. 0x70676672 is "pgfr".
+inline constexpr std::int32_t kLockClass = 0x70676672;
+inline constexpr std::int32_t kListenLock = 1;
+/// Advisory lock `setup`, `teardown` and the migration runner hold for their transaction.
+inline constexpr std::int32_t kSetupLock = 2;
+
+/// What to capture for one table.
+struct CaptureSpec {
+  std::int32_t table_id = 0;               // pgferry.captured_table.id
+  sql::QualifiedName table;                // the source table
+  std::vector<std::string> key_columns;    // its primary key columns, in key order
+  std::vector<std::string> columns;        // columns to journal; empty means every column
+  std::string where;                       // row filter over the table's columns; empty for none
+  bool truncate = true;                    // install the TRUNCATE trigger
+};
+
+/// The SQL that installs capture for one table.
+struct CaptureDdl {
+  std::string function_name;               // pgferry.capture_<id>, quoted
+  std::vector<std::string> statements;     // run in order, inside setup's transaction
+  std::string fingerprint;                 // changes whenever any statement would change
+};
+
+/// Renders the capture function and the triggers for `spec`.
+[[nodiscard]] CaptureDdl render_capture(const CaptureSpec& spec);
+
+/// Statements that remove capture from a table (IF EXISTS throughout, so they are safe to rerun).
+/// `table_exists` is false when the table itself is gone and only the function is left to drop.
+[[nodiscard]] std::vector<std::string> render_drop_capture(const sql::QualifiedName& table,
+                                                           const std::string& function_name,
+                                                           bool table_exists);
+
+/// The unquoted function name used for a table id: capture_<id> in schema pgferry.
+[[nodiscard]] std::string function_name_for(std::int32_t table_id);
+
+/// A 64-bit FNV-1a hash as 16 hex digits; used to notice changed DDL, not for security.
+[[nodiscard]] std::string fingerprint_of(const std::vector<std::string>& parts);
+
+}  // namespace pgferry::capture

@@ -1,0 +1,101 @@
+#pragma once
+// pgferry.yaml: the Config it describes, and its parser and validator.
+// Every key may be overridden by a PGFERRY_* environment variable (PGFERRY_SWEEP_INTERVAL for
+// sweep.interval), and ${NAME} in any string value is replaced by that environment variable.
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "result.hpp"
+#include "sql.hpp"
+
+namespace pgferry {
+
+/// The environment a configuration is read in (a copy of environ, or a test's own map).
+using Env = std::map<std::string, std::string, std::less<>>;
+
+/// The process's environment variables.
+[[nodiscard]] Env process_environment();
+
+/// One source column and the target column it is written to.
+struct ColumnMapping {
+  std::string source;
+  std::string target;
+  friend bool operator==(const ColumnMapping&, const ColumnMapping&) = default;
+};
+
+/// One replicated table, as configured.
+struct TableConfig {
+  sql::QualifiedName source;
+  sql::QualifiedName target;
+  /// Empty when `columns` was omitted: then every source column goes to the same-named column.
+  std::vector<ColumnMapping> columns;
+  /// Optional row filter: a SQL boolean expression over the source table's columns.
+  std::string where;
+  /// Optional source column that the sweep's lookback reconcile reads.
+  std::optional<std::string> updated_at;
+  /// Whether a TRUNCATE on the source is replicated (true by default).
+  bool truncate = true;
+  /// Where this table is configured, for messages: "pgferry.yaml:12 tables[1]".
+  std::string origin;
+
+  [[nodiscard]] bool all_columns() const noexcept { return columns.empty(); }
+};
+
+struct SweepConfig {
+  std::chrono::milliseconds interval{std::chrono::seconds(60)};
+  double lookback_multiplier = 3.0;
+};
+
+struct HttpConfig {
+  std::string listen = "127.0.0.1:9187";
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace, debug, info, warn, error, off
+  std::string format = "auto";  // auto (text on a terminal, else json), text, json
+};
+
+/// The whole configuration, validated: every field holds a usable value.
+struct Config {
+  std::string source;  // libpq conninfo or URI of the source database
+  std::string target;  // libpq conninfo or URI of the target database
+  std::vector<TableConfig> tables;
+  SweepConfig sweep;
+  HttpConfig http;
+  LogConfig log;
+  /// Where the configuration came from: a file path, or "environment".
+  std::string origin;
+  /// Things worth telling the user that do not stop pgferry (an unknown PGFERRY_* variable).
+  std::vector<std::string> warnings;
+
+  /// The configured table with this source name, or nullptr.
+  [[nodiscard]] const TableConfig* find_table(const sql::QualifiedName& source_name) const;
+};
+
+/// Parses and validates configuration text. `origin` names it in messages (usually the path).
+[[nodiscard]] Result<Config> parse_config(std::string_view yaml_text, std::string_view origin, const Env& env);
+
+/// Reads `path` (or, when empty, PGFERRY_CONFIG; or, when that is unset too, the environment
+/// alone) and parses it.
+[[nodiscard]] Result<Config> load_config(const std::string& path, const Env& env);
+
+/// Parses a duration such as 250ms, 60s, 1m30s, 2h or 1d. A bare number is an error: say the unit.
+[[nodiscard]] Result<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+/// Formats a duration the way parse_duration reads it back (1m30s, 250ms).
+[[nodiscard]] std::string format_duration(std::chrono::milliseconds d);
+
+/// Replaces ${NAME} and ${NAME:-default} with environment values; $$ is a literal $.
+/// Fails, naming the variable, when NAME is unset and has no default.
+[[nodiscard]] Result<std::string> substitute_env(std::string_view text, const Env& env);
+
+/// Checks a row filter for what can be seen without a database: balanced parentheses and
+/// quotes, and no statement separator. The database parses it for real in `check` and `setup`.
+[[nodiscard]] Status check_filter_syntax(std::string_view filter);
+
+}  // namespace pgferry

@@ -1,0 +1,93 @@
+// pgferry: argv and the environment -> Config -> the chosen command -> exit code.
+// Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "check.hpp"
+#include "config.hpp"
+#include "log.hpp"
+#include "setup.hpp"
+#include "teardown.hpp"
+
+namespace {
+
+constexpr const char* kFooter = R"(
+Exit codes: 0 ok, 1 runtime failure (a database, the network, not ready), 2 bad usage or configuration.
+Configuration: --config FILE or PGFERRY_CONFIG; every key can also be set by an environment
+variable, e.g. PGFERRY_SOURCE, PGFERRY_TARGET, PGFERRY_TABLES, PGFERRY_SWEEP_INTERVAL.
+Documentation: docs/CONFIGURATION.md, docs/OPERATIONS.md.)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pgferry: change-data-capture replication between PostgreSQL databases, without replication slots",
+               "pgferry"};
+  app.footer(kFooter);
+  app.set_version_flag("--version", fmt::format("pgferry {}", PGFERRY_VERSION));
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  std::string config_path;
+  std::string log_level;
+  std::string log_format;
+  app.add_option("-c,--config", config_path, "Configuration file (YAML)")->envname("PGFERRY_CONFIG");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default: log.level, else info)");
+  app.add_option("--log-format", log_format, "auto, text or json (default: log.format, else auto)");
+
+  auto* check = app.add_subcommand("check",
+                                   "Validate the configuration against both databases and report, per table, "
+                                   "whether everything is ready (exit 0 only when it is)");
+  auto* setup = app.add_subcommand("setup",
+                                   "Install or upgrade pgferry's schema on both databases and the capture triggers on "
+                                   "the configured source tables; remove capture from tables no longer configured");
+  pgferry::SetupOptions setup_options;
+  std::string lock_timeout = "10s";
+  setup->add_option("--lock-timeout", lock_timeout,
+                    "How long to wait for each table's lock when installing triggers (default 10s)");
+  auto* teardown = app.add_subcommand("teardown",
+                                      "Remove every pgferry trigger and the pgferry schema (journal included) from "
+                                      "the source; application tables are not touched");
+  pgferry::TeardownOptions teardown_options;
+  teardown->add_flag("-y,--yes", teardown_options.yes, "Do not ask for confirmation (required without a terminal)");
+  teardown->add_flag("--include-target", teardown_options.include_target,
+                     "Also drop schema pgferry on the target (sync_errors history, table_state)");
+  for (auto* sub : {check, setup, teardown}) sub->footer(kFooter);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  const auto env = pgferry::process_environment();
+  auto config = pgferry::load_config(config_path, env);
+  if (!config) {
+    pgferry::print_error(config.error());
+    return pgferry::exit_code_for(config.error());
+  }
+  if (auto s = pgferry::init_logging(log_level.empty() ? config->log.level : log_level,
+                                     log_format.empty() ? config->log.format : log_format);
+      !s) {
+    pgferry::print_error(s.error());
+    return 2;
+  }
+  for (const auto& w : config->warnings) spdlog::warn("{}", w);
+
+  if (check->parsed()) return pgferry::run_check(*config);
+  if (setup->parsed()) {
+    auto d = pgferry::parse_duration(lock_timeout);
+    if (!d) {
+      auto e = std::move(d).error();
+      e.where = "--lock-timeout";
+      pgferry::print_error(e);
+      return 2;
+    }
+    setup_options.lock_timeout = *d;
+    return pgferry::run_setup(*config, setup_options);
+  }
+  if (teardown->parsed()) return pgferry::run_teardown(*config, teardown_options);
+  return 2;
+}

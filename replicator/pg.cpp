@@ -1,0 +1,103 @@
+#include "pg.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "conninfo.hpp"
+
+namespace pgferry {
+namespace {
+
+// Server NOTICEs ("trigger ... does not exist, skipping") are routine during setup: log them at
+// debug level instead of letting libpq print them on stderr.
+void on_notice(void* arg, const char* message) {
+  const auto* label = static_cast<const std::string*>(arg);
+  std::string_view m(message);
+  while (!m.empty() && m.back() == '\n') m.remove_suffix(1);
+  spdlog::debug("{} database: {}", *label, m);
+}
+
+}  // namespace
+
+Session::Session(PgConnPtr conn, std::string label, std::string conninfo)
+    : conn_(std::move(conn)), label_(std::make_unique<std::string>(std::move(label))), conninfo_(std::move(conninfo)) {}
+
+Result<Session> Session::connect(const std::string& conninfo, std::string label, std::string_view application_name) {
+  // Earlier keywords are defaults; the user's conninfo, expanded from "dbname", overrides them.
+  const std::string app(application_name);
+  const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
+  const char* vals[] = {"10", app.c_str(), conninfo.c_str(), nullptr};
+  PgConnPtr conn(PQconnectdbParams(keys, vals, 1));
+  if (!conn) return runtime_error(label + " database", "out of memory while connecting");
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(conn.get());
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    return runtime_error(fmt::format("{} database ({})", label, redact_conninfo(conninfo)),
+                         fmt::format("cannot connect: {}", scrub_password(msg, conninfo)),
+                         fmt::format("check that the server is up and the '{}:' connection string in the "
+                                     "configuration is right",
+                                     label));
+  }
+  Session s(std::move(conn), std::move(label), conninfo);
+  PQsetNoticeProcessor(s.conn_.get(), on_notice, s.label_.get());
+  // standard_conforming_strings is assumed by sql::quote_literal; refuse servers configured otherwise.
+  const char* scs = PQparameterStatus(s.conn_.get(), "standard_conforming_strings");
+  if (scs == nullptr || std::string_view(scs) != "on") {
+    return runtime_error(s.label() + " database", "standard_conforming_strings is off",
+                         "turn it on (the PostgreSQL default since 9.1) for pgferry's role");
+  }
+  return s;
+}
+
+Result<PgResultPtr> Session::check(PgResultPtr res, std::string_view sql) {
+  last_sqlstate_.clear();
+  const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) return res;
+  std::string msg;
+  if (res) {
+    const char* state = PQresultErrorField(res.get(), PG_DIAG_SQLSTATE);
+    last_sqlstate_ = state != nullptr ? state : "";
+    const char* primary = PQresultErrorField(res.get(), PG_DIAG_MESSAGE_PRIMARY);
+    msg = primary != nullptr ? primary : PQresultErrorMessage(res.get());
+    if (const char* detail = PQresultErrorField(res.get(), PG_DIAG_MESSAGE_DETAIL)) msg += fmt::format(" ({})", detail);
+  } else {
+    msg = PQerrorMessage(conn_.get());
+  }
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  std::string first_line(sql.substr(0, sql.find('\n')));
+  if (first_line.size() > 120) first_line = first_line.substr(0, 117) + "...";
+  spdlog::debug("{} database: statement failed: {}", label(), first_line);
+  return runtime_error(label() + " database",
+                       scrub_password(fmt::format("{}{}", msg, last_sqlstate_.empty() ? "" : " [SQLSTATE " + last_sqlstate_ + "]"),
+                                      conninfo_));
+}
+
+Result<PgResultPtr> Session::exec(std::string_view sql) {
+  return check(PgResultPtr(PQexec(conn_.get(), std::string(sql).c_str())), sql);
+}
+
+Result<PgResultPtr> Session::query(std::string_view sql, const std::vector<Param>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return check(PgResultPtr(PQexecParams(conn_.get(), std::string(sql).c_str(), static_cast<int>(values.size()),
+                                        nullptr, values.data(), nullptr, nullptr, 0)),
+               sql);
+}
+
+Status Session::run(std::string_view sql) {
+  auto r = exec(sql);
+  if (!r) return std::move(r).error();
+  return Ok{};
+}
+
+Result<std::string> Session::scalar(std::string_view sql, const std::vector<Param>& params) {
+  auto r = query(sql, params);
+  if (!r) return std::move(r).error();
+  if (PQntuples(r->get()) != 1 || PQnfields(r->get()) != 1) {
+    return runtime_error(label() + " database", fmt::format("expected one value from: {}", sql));
+  }
+  return value(r->get(), 0, 0);
+}
+
+}  // namespace pgferry

@@ -1,0 +1,72 @@
+#pragma once
+// libpq ownership types, and a small blocking session for the one-shot commands (setup, check,
+// teardown). The replicator's event loop uses nonblocking connections instead (connection.*).
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "result.hpp"
+
+namespace pgferry {
+
+struct PgConnClose {
+  void operator()(PGconn* c) const noexcept { PQfinish(c); }
+};
+struct PgResultClear {
+  void operator()(PGresult* r) const noexcept { PQclear(r); }
+};
+using PgConnPtr = std::unique_ptr<PGconn, PgConnClose>;
+using PgResultPtr = std::unique_ptr<PGresult, PgResultClear>;
+
+/// A text parameter for a query; nullopt is SQL NULL.
+using Param = std::optional<std::string>;
+
+/// One blocking connection, labelled ("source", "target") for messages.
+class Session {
+ public:
+  /// Connects; the error names the database by label and shows the conninfo without password.
+  [[nodiscard]] static Result<Session> connect(const std::string& conninfo, std::string label,
+                                               std::string_view application_name = "pgferry");
+
+  /// Runs one statement (or several, without parameters) and returns its last result.
+  [[nodiscard]] Result<PgResultPtr> exec(std::string_view sql);
+  /// Runs one statement with text parameters $1..$n.
+  [[nodiscard]] Result<PgResultPtr> query(std::string_view sql, const std::vector<Param>& params);
+  /// Runs statements, discarding results.
+  [[nodiscard]] Status run(std::string_view sql);
+  /// The single value of a one-row, one-column query ("" for NULL).
+  [[nodiscard]] Result<std::string> scalar(std::string_view sql, const std::vector<Param>& params = {});
+
+  /// SQLSTATE of the last failed statement, "" if it succeeded or no server answered.
+  [[nodiscard]] const std::string& last_sqlstate() const noexcept { return last_sqlstate_; }
+  [[nodiscard]] const std::string& label() const noexcept { return *label_; }
+  [[nodiscard]] PGconn* raw() const noexcept { return conn_.get(); }
+
+ private:
+  Session(PgConnPtr conn, std::string label, std::string conninfo);
+  Result<PgResultPtr> check(PgResultPtr res, std::string_view sql);
+
+  PgConnPtr conn_;
+  // On the heap so the notice processor's pointer to it survives moves of the Session.
+  std::unique_ptr<std::string> label_;
+  std::string conninfo_;  // kept only to scrub the password from messages
+  std::string last_sqlstate_;
+};
+
+/// The value at (row, col) as a string ("" for NULL).
+[[nodiscard]] inline std::string value(const PGresult* r, int row, int col) {
+  return PQgetisnull(r, row, col) != 0 ? std::string() : std::string(PQgetvalue(r, row, col), PQgetlength(r, row, col));
+}
+
+/// Whether the value at (row, col) is PostgreSQL's boolean true.
+[[nodiscard]] inline bool is_true(const PGresult* r, int row, int col) {
+  return PQgetisnull(r, row, col) == 0 && PQgetvalue(r, row, col)[0] == 't';
+}
+
+}  // namespace pgferry

@@ -1,0 +1,131 @@
+#include "teardown.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include "capture_sql.hpp"
+#include "migrate.hpp"
+#include "pg.hpp"
+#include "setup.hpp"
+
+namespace pgferry {
+namespace {
+
+bool confirm(const std::string& question) {
+  if (isatty(STDIN_FILENO) == 0) return false;
+  fmt::print("{} Type 'yes' to continue: ", question);
+  std::fflush(stdout);
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "yes";
+}
+
+}  // namespace
+
+int run_teardown(const Config& config, const TeardownOptions& options) {
+  auto source = Session::connect(config.source, "source", "pgferry");
+  if (!source) {
+    print_error(source.error());
+    return 1;
+  }
+  auto& db = *source;
+  auto access = pgferry_schema_access(db);
+  if (!access) {
+    print_error(access.error());
+    return 1;
+  }
+
+  // Report what would be lost before asking.
+  std::int64_t pending = 0;
+  std::vector<std::pair<std::string, std::string>> per_table;
+  if (access->schema_exists) {
+    auto counts = db.exec(
+        "SELECT coalesce(c.source_table, 'table id ' || j.table_id), count(*) FROM pgferry.journal j "
+        "LEFT JOIN pgferry.captured_table c ON c.id = j.table_id GROUP BY 1 ORDER BY 1");
+    if (counts) {
+      for (int i = 0; i < PQntuples(counts->get()); ++i) {
+        per_table.emplace_back(value(counts->get(), i, 0), value(counts->get(), i, 1));
+        pending += std::atoll(value(counts->get(), i, 1).c_str());
+      }
+    }
+  }
+  std::optional<Session> target;
+  bool target_schema = false;
+  if (options.include_target) {
+    auto t = Session::connect(config.target, "target", "pgferry");
+    if (!t) {
+      print_error(t.error());
+      return 1;
+    }
+    target.emplace(std::move(*t));
+    auto ta = pgferry_schema_access(*target);
+    if (!ta) {
+      print_error(ta.error());
+      return 1;
+    }
+    target_schema = ta->schema_exists;
+  }
+  if (!access->schema_exists && !target_schema) {
+    // Stray triggers are still possible if someone dropped the schema by hand without CASCADE.
+    fmt::print("source: pgferry is not installed: nothing to remove\n");
+    return 0;
+  }
+  if (access->schema_exists) {
+    fmt::print("source: the journal holds {} unapplied change(s)\n", pending);
+    for (const auto& [table, n] : per_table) fmt::print("  {}: {}\n", table, n);
+  }
+  const std::string what = fmt::format(
+      "teardown removes pgferry's triggers and schema from the source{}, discarding {} unapplied change(s).",
+      options.include_target ? " and its schema (sync_errors history included) from the target" : "", pending);
+  if (!options.yes && !confirm(what)) {
+    fmt::print(stderr, "error: {}\n  fix: pass --yes to confirm (nothing was removed)\n", what);
+    return 2;
+  }
+
+  if (access->schema_exists) {
+    auto s = db.run("BEGIN");
+    if (s) s = lock_for_setup(db);
+    // Every trigger that calls a pgferry function, registered or not.
+    auto triggers = s ? db.exec(
+                            "SELECT t.tgrelid::regclass::text, t.tgname FROM pg_trigger t "
+                            "JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace "
+                            "WHERE n.nspname = 'pgferry' AND NOT t.tgisinternal ORDER BY 1, 2")
+                      : Result<PgResultPtr>(std::move(s).error());
+    if (!triggers) {
+      print_error(triggers.error());
+      return 1;
+    }
+    for (int i = 0; i < PQntuples(triggers->get()); ++i) {
+      const auto table = value(triggers->get(), i, 0);
+      const auto trigger = value(triggers->get(), i, 1);
+      // regclass::text is already quoted where needed.
+      if (auto d = db.run(fmt::format("DROP TRIGGER {} ON {}", sql::quote_ident(trigger), table)); !d) {
+        print_error(d.error());
+        return 1;
+      }
+      fmt::print("source: dropped trigger {} on {}\n", trigger, table);
+    }
+    if (auto d = db.run("DROP SCHEMA pgferry CASCADE"); !d) {
+      print_error(d.error());
+      return 1;
+    }
+    if (auto d = db.run("COMMIT"); !d) {
+      print_error(d.error());
+      return 1;
+    }
+    fmt::print("source: dropped schema pgferry ({} unapplied change(s) discarded)\n", pending);
+  }
+  if (target && target_schema) {
+    if (auto d = target->run("DROP SCHEMA pgferry CASCADE"); !d) {
+      print_error(d.error());
+      return 1;
+    }
+    fmt::print("target: dropped schema pgferry\n");
+  }
+  fmt::print("teardown complete: application tables were not touched\n");
+  return 0;
+}
+
+}  // namespace pgferry
