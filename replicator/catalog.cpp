@@ -99,7 +99,11 @@ namespace {
 // statement, so the filter cannot smuggle in another.
 std::optional<Problem> check_filter(Session& source, const TableConfig& t) {
   if (t.where.empty()) return std::nullopt;
+  // The capture function runs with search_path pinned to pg_catalog; parse the filter the same way.
+  auto pinned = source.run("SELECT set_config('search_path', 'pg_catalog, pg_temp', false)");
   auto r = source.query(fmt::format("EXPLAIN SELECT 1 FROM {} WHERE ({})", t.source.quoted(), t.where), {});
+  auto reset = source.run("RESET search_path");
+  if (!pinned || !reset) return Problem{"could not set search_path to check the row filter", ""};
   if (r) return std::nullopt;
   return Problem{fmt::format("{}.where: the row filter \"{}\" is not valid on source table {}: {}", t.origin, t.where,
                              t.source.display(), r.error().message),

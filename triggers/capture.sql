@@ -11,8 +11,14 @@
 --   UPDATE that moves the row into the filter    -> I  (new image)
 --   TRUNCATE (statement trigger)                 -> T
 -- Then, once per transaction, it rings the doorbell if the replicator is idle and listening.
+--
+-- SECURITY DEFINER lets writers journal without any right on schema pgferry (so nobody can
+-- forge journal rows); the pinned search_path stops a writer from redirecting an unqualified
+-- function or operator to code of its own that would then run with pgferry's rights. Row
+-- filters therefore see only pg_catalog: schema-qualify any other function they call.
 CREATE OR REPLACE FUNCTION {{function}}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $pgferry_capture$
 #variable_conflict use_column
 DECLARE
