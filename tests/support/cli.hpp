@@ -16,6 +16,12 @@ struct CliResult {
   [[nodiscard]] std::string all() const { return out + err; }
 };
 
+/// Runs `argv[0] argv[1..]` (argv[0] looked up in PATH when it has no slash) with the current
+/// environment plus `env` (a value of "" unsets that variable), standard input from /dev/null,
+/// killed with SIGKILL after `timeout_s` seconds.
+CliResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
+                      int timeout_s = 120);
+
 /// Runs `pgferry args...` with the current environment plus `env` (a value of "" unsets that
 /// variable), standard input from /dev/null, killed after `timeout_s` seconds.
 CliResult run_pgferry(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
