@@ -89,9 +89,9 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
   fn = replace_all(std::move(fn), "{{old_in}}", in_filter(spec.where, "OLD"));
   fn = replace_all(std::move(fn), "{{new_in}}", in_filter(spec.where, "NEW"));
   fn = replace_all(std::move(fn), "{{old_key}}", json_object(spec.key_columns, "OLD"));
-  fn = replace_all(std::move(fn), "{{key_changed}}",
-                   fmt::format("{} IS DISTINCT FROM {}", row_of(spec.key_columns, "NEW"),
-                               row_of(spec.key_columns, "OLD")));
+  fn = replace_all(
+      std::move(fn), "{{key_changed}}",
+      fmt::format("{} IS DISTINCT FROM {}", row_of(spec.key_columns, "NEW"), row_of(spec.key_columns, "OLD")));
   if (spec.columns.empty()) {
     fn = replace_all(std::move(fn), "{{new_image}}", "to_jsonb(NEW)");
     // Comparing text forms catches every visible change, including types without an equality
@@ -99,23 +99,24 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
     fn = replace_all(std::move(fn), "{{row_changed}}", "NEW::text IS DISTINCT FROM OLD::text");
   } else {
     fn = replace_all(std::move(fn), "{{new_image}}", json_object(spec.columns, "NEW"));
-    fn = replace_all(std::move(fn), "{{row_changed}}",
-                     fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.columns, "NEW"),
-                                 row_of(spec.columns, "OLD")));
+    fn = replace_all(
+        std::move(fn), "{{row_changed}}",
+        fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.columns, "NEW"), row_of(spec.columns, "OLD")));
   }
   ddl.statements.push_back(std::move(fn));
 
   const auto table = spec.table.quoted();
   ddl.statements.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kRowTrigger), table));
-  ddl.statements.push_back(fmt::format("CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} "
-                                       "FOR EACH ROW EXECUTE FUNCTION {}()",
-                                       sql::quote_ident(kRowTrigger), table, ddl.function_name));
   ddl.statements.push_back(
-      fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kTruncateTrigger), table));
+      fmt::format("CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} "
+                  "FOR EACH ROW EXECUTE FUNCTION {}()",
+                  sql::quote_ident(kRowTrigger), table, ddl.function_name));
+  ddl.statements.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kTruncateTrigger), table));
   if (spec.truncate) {
-    ddl.statements.push_back(fmt::format("CREATE TRIGGER {} AFTER TRUNCATE ON {} "
-                                         "FOR EACH STATEMENT EXECUTE FUNCTION {}()",
-                                         sql::quote_ident(kTruncateTrigger), table, ddl.function_name));
+    ddl.statements.push_back(
+        fmt::format("CREATE TRIGGER {} AFTER TRUNCATE ON {} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                    sql::quote_ident(kTruncateTrigger), table, ddl.function_name));
   }
   ddl.fingerprint = fingerprint_of(ddl.statements);
   return ddl;

@@ -24,19 +24,19 @@ inline constexpr std::int32_t kSetupLock = 2;
 
 /// What to capture for one table.
 struct CaptureSpec {
-  std::int32_t table_id = 0;               // pgferry.captured_table.id
-  sql::QualifiedName table;                // the source table
-  std::vector<std::string> key_columns;    // its primary key columns, in key order
-  std::vector<std::string> columns;        // columns to journal; empty means every column
-  std::string where;                       // row filter over the table's columns; empty for none
-  bool truncate = true;                    // install the TRUNCATE trigger
+  std::int32_t table_id = 0;             // pgferry.captured_table.id
+  sql::QualifiedName table;              // the source table
+  std::vector<std::string> key_columns;  // its primary key columns, in key order
+  std::vector<std::string> columns;      // columns to journal; empty means every column
+  std::string where;                     // row filter over the table's columns; empty for none
+  bool truncate = true;                  // install the TRUNCATE trigger
 };
 
 /// The SQL that installs capture for one table.
 struct CaptureDdl {
-  std::string function_name;               // pgferry.capture_<id>, quoted
-  std::vector<std::string> statements;     // run in order, inside setup's transaction
-  std::string fingerprint;                 // changes whenever any statement would change
+  std::string function_name;            // pgferry.capture_<id>, quoted
+  std::vector<std::string> statements;  // run in order, inside setup's transaction
+  std::string fingerprint;              // changes whenever any statement would change
 };
 
 /// Renders the capture function and the triggers for `spec`.
@@ -45,8 +45,7 @@ struct CaptureDdl {
 /// Statements that remove capture from a table (IF EXISTS throughout, so they are safe to rerun).
 /// `table_exists` is false when the table itself is gone and only the function is left to drop.
 [[nodiscard]] std::vector<std::string> render_drop_capture(const sql::QualifiedName& table,
-                                                           const std::string& function_name,
-                                                           bool table_exists);
+                                                           const std::string& function_name, bool table_exists);
 
 /// The unquoted function name used for a table id: capture_<id> in schema pgferry.
 [[nodiscard]] std::string function_name_for(std::int32_t table_id);

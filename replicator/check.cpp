@@ -46,8 +46,8 @@ int run_check(const Config& config) {
     print_error(!source_version ? source_version.error() : target_version.error());
     return 1;
   }
-  for (const auto& [label, have, side] : {std::tuple{"source", *source_version, Side::Source},
-                                          std::tuple{"target", *target_version, Side::Target}}) {
+  for (const auto& [label, have, side] :
+       {std::tuple{"source", *source_version, Side::Source}, std::tuple{"target", *target_version, Side::Target}}) {
     const int want = latest_version(side);
     if (have == want) {
       ok(fmt::format("{}: pgferry schema version {}", label, have));

@@ -45,8 +45,9 @@ class Parser {
     Config cfg;
     cfg.origin = origin_;
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
-    if (!root.IsMap()) return error(root, "", "the configuration must be a mapping of keys to values",
-                                    "start from the example in docs/CONFIGURATION.md");
+    if (!root.IsMap())
+      return error(root, "", "the configuration must be a mapping of keys to values",
+                   "start from the example in docs/CONFIGURATION.md");
     if (auto s = apply_env_overrides(root, cfg); !s) return std::move(s).error();
     if (auto s = known_keys(root, "", {"source", "target", "tables", "sweep", "http", "log"}); !s) {
       return std::move(s).error();
@@ -214,7 +215,8 @@ class Parser {
       auto t = parse_table(node[i], key);
       if (!t) return std::move(t).error();
       if (auto it = seen_source.find(t->source); it != seen_source.end()) {
-        return error(node[i], key, fmt::format("table {} is configured twice (also at {})", t->source.display(), it->second),
+        return error(node[i], key,
+                     fmt::format("table {} is configured twice (also at {})", t->source.display(), it->second),
                      "keep one entry per source table");
       }
       if (auto it = seen_target.find(t->target); it != seen_target.end()) {
@@ -303,7 +305,8 @@ class Parser {
           return error(src_node, key, fmt::format("source column '{}' is listed twice", *src), "list each column once");
         }
         if (m.target == *dst) {
-          return error(dst_node, key, fmt::format("target column '{}' is written by both '{}' and '{}'", *dst, m.source, *src),
+          return error(dst_node, key,
+                       fmt::format("target column '{}' is written by both '{}' and '{}'", *dst, m.source, *src),
                        "map each source column to a different target column");
         }
       }
@@ -319,7 +322,8 @@ class Parser {
         if (auto s = add(c, c); !s) return s;
       }
     } else {
-      return error(cols, key, fmt::format("must be a list of columns or a mapping source: target, not {}", describe(cols)),
+      return error(cols, key,
+                   fmt::format("must be a list of columns or a mapping source: target, not {}", describe(cols)),
                    "e.g. columns: {id: id, first_name: name} or columns: [id, name]");
     }
     if (t.columns.empty()) {
@@ -491,13 +495,20 @@ Result<milliseconds> parse_duration(std::string_view text) {
     while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z'))) ++i;
     const auto unit = text.substr(ustart, i - ustart);
     long double scale = 0;
-    if (unit == "ms") scale = 1;
-    else if (unit == "s") scale = 1000;
-    else if (unit == "m" || unit == "min") scale = 60'000;
-    else if (unit == "h") scale = 3'600'000;
-    else if (unit == "d") scale = 86'400'000;
-    else if (unit.empty()) return bad("the unit is missing");
-    else return bad(fmt::format("unknown unit '{}'", unit));
+    if (unit == "ms")
+      scale = 1;
+    else if (unit == "s")
+      scale = 1000;
+    else if (unit == "m" || unit == "min")
+      scale = 60'000;
+    else if (unit == "h")
+      scale = 3'600'000;
+    else if (unit == "d")
+      scale = 86'400'000;
+    else if (unit.empty())
+      return bad("the unit is missing");
+    else
+      return bad(fmt::format("unknown unit '{}'", unit));
     total += n * scale;
     any = true;
   }
@@ -510,7 +521,8 @@ std::string format_duration(milliseconds d) {
   auto ms = d.count();
   if (ms == 0) return "0s";
   std::string out;
-  const std::pair<long long, const char*> units[] = {{86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
+  const std::pair<long long, const char*> units[] = {
+      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
   for (const auto& [size, name] : units) {
     if (ms >= size) {
       out += fmt::format("{}{}", ms / size, name);
@@ -575,7 +587,8 @@ Status check_filter_syntax(std::string_view filter) {
     if (c != ' ' && c != '\t' && c != '\n' && c != '\r') only_space = false;
     if (c == '\'' || c == '"') {
       const auto end = filter.find(c, i + 1);
-      if (end == std::string_view::npos) return bad(fmt::format("unterminated {} quote", c == '\'' ? "single" : "double"));
+      if (end == std::string_view::npos)
+        return bad(fmt::format("unterminated {} quote", c == '\'' ? "single" : "double"));
       i = end;  // A doubled quote ('') reads as two adjacent quoted strings, which is fine here.
       continue;
     }

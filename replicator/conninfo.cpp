@@ -1,5 +1,6 @@
 #include "conninfo.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -8,9 +9,7 @@ namespace {
 
 constexpr std::string_view kMask = "****";
 
-bool is_uri(std::string_view s) {
-  return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0;
-}
+bool is_uri(std::string_view s) { return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0; }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -129,8 +128,9 @@ std::string redact_conninfo(std::string_view conninfo) {
     }
   }
   // Replace from the back so earlier offsets stay valid.
-  for (auto it = ranges.rbegin(); it != ranges.rend(); ++it) {
-    out.replace(it->first, it->second - it->first, kMask);
+  std::sort(ranges.begin(), ranges.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (const auto& range : ranges) {
+    out.replace(range.first, range.second - range.first, kMask);
   }
   return out;
 }

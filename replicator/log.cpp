@@ -15,11 +15,21 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
   void format(const spdlog::details::log_msg& msg, const std::tm& /*tm*/, spdlog::memory_buf_t& dest) override {
     for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
       switch (c) {
-        case '"': dest.append(std::string_view("\\\"")); break;
-        case '\\': dest.append(std::string_view("\\\\")); break;
-        case '\n': dest.append(std::string_view("\\n")); break;
-        case '\r': dest.append(std::string_view("\\r")); break;
-        case '\t': dest.append(std::string_view("\\t")); break;
+        case '"':
+          dest.append(std::string_view("\\\""));
+          break;
+        case '\\':
+          dest.append(std::string_view("\\\\"));
+          break;
+        case '\n':
+          dest.append(std::string_view("\\n"));
+          break;
+        case '\r':
+          dest.append(std::string_view("\\r"));
+          break;
+        case '\t':
+          dest.append(std::string_view("\\t"));
+          break;
         default:
           if (static_cast<unsigned char>(c) < 0x20) {
             fmt::format_to(std::back_inserter(dest), "\\u{:04x}", static_cast<unsigned>(c));
@@ -49,8 +59,7 @@ Status init_logging(const std::string& level, const std::string& format) {
   auto logger = spdlog::stderr_color_mt("pgferry");
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   if (json) {
-    formatter->add_flag<JsonMessageFlag>('j').set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%j"})");
+    formatter->add_flag<JsonMessageFlag>('j').set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%j"})");
   } else {
     formatter->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
   }

@@ -1,9 +1,9 @@
 // pgferry: argv and the environment -> Config -> the chosen command -> exit code.
 // Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "check.hpp"
 #include "config.hpp"

@@ -18,7 +18,8 @@ namespace {
 
 std::string list(const std::vector<std::string>& names) {
   std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + (sql::is_plain_identifier(n) ? n : sql::quote_ident(n));
+  for (const auto& n : names)
+    out += (out.empty() ? "" : ", ") + (sql::is_plain_identifier(n) ? n : sql::quote_ident(n));
   return out;
 }
 
@@ -68,9 +69,9 @@ ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, c
   if (!source.exists || !target.exists) return r;
 
   if (source.primary_key.empty()) {
-    r.problems.push_back({fmt::format("source table {} has no primary key", sname.display()),
-                          fmt::format("add one (ALTER TABLE {} ADD PRIMARY KEY (...)); pgferry identifies rows by it",
-                                      sname.quoted())});
+    r.problems.push_back(
+        {fmt::format("source table {} has no primary key", sname.display()),
+         fmt::format("add one (ALTER TABLE {} ADD PRIMARY KEY (...)); pgferry identifies rows by it", sname.quoted())});
     return r;
   }
   r.source_key = source.primary_key;
@@ -134,17 +135,19 @@ ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, c
                                     col(tname, m.target), t.type));
     }
     if (t.generated) {
-      r.problems.push_back({fmt::format("target column {} is a generated column and cannot be written",
-                                        col(tname, m.target)),
-                            "leave it out of 'columns:'"});
+      r.problems.push_back(
+          {fmt::format("target column {} is a generated column and cannot be written", col(tname, m.target)),
+           "leave it out of 'columns:'"});
     }
   }
   for (const auto& t : target.columns) {
-    const bool written = std::any_of(r.columns.begin(), r.columns.end(), [&](const ColumnMapping& m) { return m.target == t.name; });
+    const bool written =
+        std::any_of(r.columns.begin(), r.columns.end(), [&](const ColumnMapping& m) { return m.target == t.name; });
     if (!written && t.not_null && !t.has_default) {
-      r.problems.push_back({fmt::format("target column {} is NOT NULL without a default, and nothing replicates into it",
-                                        col(tname, t.name)),
-                            "give it a default, allow NULL, or map a source column to it in 'columns:'"});
+      r.problems.push_back(
+          {fmt::format("target column {} is NOT NULL without a default, and nothing replicates into it",
+                       col(tname, t.name)),
+           "give it a default, allow NULL, or map a source column to it in 'columns:'"});
     }
   }
   if (table.updated_at && source.column(*table.updated_at) == nullptr) {

@@ -14,9 +14,9 @@ namespace pgferry {
 /// One column as a catalog describes it.
 struct ColumnInfo {
   std::string name;
-  std::string type;                      // format_type(), e.g. "character varying(20)"
-  std::string base_type;                 // type name without modifiers, e.g. "character varying"
-  char category = 'U';                   // pg_type.typcategory: N numeric, S string, ...
+  std::string type;       // format_type(), e.g. "character varying(20)"
+  std::string base_type;  // type name without modifiers, e.g. "character varying"
+  char category = 'U';    // pg_type.typcategory: N numeric, S string, ...
   bool not_null = false;
   bool has_default = false;              // a default or an identity/generated value
   bool generated = false;                // GENERATED ALWAYS AS (...) STORED
@@ -26,8 +26,8 @@ struct ColumnInfo {
 /// One table as a catalog describes it.
 struct TableInfo {
   bool exists = false;
-  std::vector<ColumnInfo> columns;                  // in attnum order
-  std::vector<std::string> primary_key;             // in key order; empty when there is none
+  std::vector<ColumnInfo> columns;                    // in attnum order
+  std::vector<std::string> primary_key;               // in key order; empty when there is none
   std::vector<std::vector<std::string>> unique_keys;  // non-partial unique indexes, without expressions
 
   [[nodiscard]] const ColumnInfo* column(const std::string& name) const;
@@ -41,11 +41,11 @@ struct Problem {
 
 /// A configured table resolved against both catalogs.
 struct ResolvedTable {
-  std::vector<ColumnMapping> columns;     // every replicated column, source -> target
-  std::vector<std::string> source_key;    // source primary key columns
-  std::vector<std::string> target_key;    // the target columns they map to
-  std::vector<Problem> problems;          // empty when the table can replicate
-  std::vector<std::string> notes;         // things worth saying that do not stop it
+  std::vector<ColumnMapping> columns;   // every replicated column, source -> target
+  std::vector<std::string> source_key;  // source primary key columns
+  std::vector<std::string> target_key;  // the target columns they map to
+  std::vector<Problem> problems;        // empty when the table can replicate
+  std::vector<std::string> notes;       // things worth saying that do not stop it
 };
 
 /// Asks the target whether values of `source_type` can be assigned to `target_type`.

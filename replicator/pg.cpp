@@ -67,9 +67,10 @@ Result<PgResultPtr> Session::check(PgResultPtr res, std::string_view sql) {
   std::string first_line(sql.substr(0, sql.find('\n')));
   if (first_line.size() > 120) first_line = first_line.substr(0, 117) + "...";
   spdlog::debug("{} database: statement failed: {}", label(), first_line);
-  return runtime_error(label() + " database",
-                       scrub_password(fmt::format("{}{}", msg, last_sqlstate_.empty() ? "" : " [SQLSTATE " + last_sqlstate_ + "]"),
-                                      conninfo_));
+  return runtime_error(
+      label() + " database",
+      scrub_password(fmt::format("{}{}", msg, last_sqlstate_.empty() ? "" : " [SQLSTATE " + last_sqlstate_ + "]"),
+                     conninfo_));
 }
 
 Result<PgResultPtr> Session::exec(std::string_view sql) {
@@ -80,8 +81,8 @@ Result<PgResultPtr> Session::query(std::string_view sql, const std::vector<Param
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  return check(PgResultPtr(PQexecParams(conn_.get(), std::string(sql).c_str(), static_cast<int>(values.size()),
-                                        nullptr, values.data(), nullptr, nullptr, 0)),
+  return check(PgResultPtr(PQexecParams(conn_.get(), std::string(sql).c_str(), static_cast<int>(values.size()), nullptr,
+                                        values.data(), nullptr, nullptr, 0)),
                sql);
 }
 

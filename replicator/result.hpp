@@ -41,9 +41,7 @@ inline Error runtime_error(std::string where, std::string message, std::string f
 }
 
 /// The exit code a command returns for this error.
-[[nodiscard]] inline int exit_code_for(const Error& e) noexcept {
-  return e.kind == ErrorKind::Config ? 2 : 1;
-}
+[[nodiscard]] inline int exit_code_for(const Error& e) noexcept { return e.kind == ErrorKind::Config ? 2 : 1; }
 
 /// Either a value or an Error.
 template <typename T>
@@ -55,16 +53,31 @@ class [[nodiscard]] Result {
   [[nodiscard]] bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
 
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(v_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
-  const Error& error() const& { assert(!ok()); return std::get<1>(v_); }
-  Error&& error() && { assert(!ok()); return std::get<1>(std::move(v_)); }
+  const Error& error() const& {
+    assert(!ok());
+    return std::get<1>(v_);
+  }
+  Error&& error() && {
+    assert(!ok());
+    return std::get<1>(std::move(v_));
+  }
 
  private:
   std::variant<T, Error> v_;

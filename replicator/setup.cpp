@@ -63,9 +63,8 @@ int connect_and_inspect(const Config& config, Connected& out, bool print_problem
 
 Result<CaptureState> capture_state(Session& source, const InspectedTable& table) {
   CaptureState st;
-  auto reg = source.query(
-      "SELECT id, fingerprint, function_name FROM pgferry.captured_table WHERE source_table = $1",
-      {table.config->source.quoted()});
+  auto reg = source.query("SELECT id, fingerprint, function_name FROM pgferry.captured_table WHERE source_table = $1",
+                          {table.config->source.quoted()});
   if (!reg) return std::move(reg).error();
   if (PQntuples(reg->get()) == 0) return st;
   st.registered = true;
@@ -97,9 +96,10 @@ Status begin_locked(Session& db, const SetupOptions& options) {
 // Explains a lock timeout in words an operator can act on.
 Error explain(Session& db, Error e, std::chrono::milliseconds lock_timeout) {
   if (db.last_sqlstate() == "55P03") {
-    e.fix = fmt::format("a long-running transaction holds a lock on a configured table (waited {}); finish it, or "
-                        "retry with a longer --lock-timeout",
-                        format_duration(lock_timeout));
+    e.fix = fmt::format(
+        "a long-running transaction holds a lock on a configured table (waited {}); finish it, or "
+        "retry with a longer --lock-timeout",
+        format_duration(lock_timeout));
   }
   return e;
 }
@@ -212,7 +212,8 @@ Status setup_source(Session& db, std::vector<InspectedTable>& tables, const Setu
                pending);
     const auto fn = value(old->get(), i, 2);
     const bool exists = is_true(old->get(), i, 3) && parsed.ok();
-    for (const auto& stmt : capture::render_drop_capture(parsed.ok() ? *parsed : sql::QualifiedName{}, fn.empty() ? "pgferry.none" : fn, exists)) {
+    for (const auto& stmt : capture::render_drop_capture(parsed.ok() ? *parsed : sql::QualifiedName{},
+                                                         fn.empty() ? "pgferry.none" : fn, exists)) {
       if (auto s = db.run(stmt); !s) return explain(db, std::move(s).error(), options.lock_timeout);
     }
     const auto id = value(old->get(), i, 0);

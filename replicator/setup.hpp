@@ -4,8 +4,8 @@
 
 #include <chrono>
 
-#include "catalog.hpp"
 #include "capture_sql.hpp"
+#include "catalog.hpp"
 #include "config.hpp"
 
 namespace pgferry {
@@ -36,9 +36,9 @@ struct Connected {
 
 /// The capture state of one table on the source: whether it is installed and matches `spec`.
 struct CaptureState {
-  bool registered = false;     // a pgferry.captured_table row exists
-  std::int32_t table_id = 0;   // its id when registered
-  bool up_to_date = false;     // fingerprint matches and every trigger is present and enabled
+  bool registered = false;    // a pgferry.captured_table row exists
+  std::int32_t table_id = 0;  // its id when registered
+  bool up_to_date = false;    // fingerprint matches and every trigger is present and enabled
 };
 [[nodiscard]] Result<CaptureState> capture_state(Session& source, const InspectedTable& table);
 

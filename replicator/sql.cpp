@@ -10,17 +10,13 @@ bool is_ident_start(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
 }
 
-bool is_ident_char(unsigned char c) {
-  return is_ident_start(c) || (c >= '0' && c <= '9') || c == '$';
-}
+bool is_ident_char(unsigned char c) { return is_ident_start(c) || (c >= '0' && c <= '9') || c == '$'; }
 
 // Splits off one identifier from the front of `text`, returning it and the remaining text.
-Result<std::pair<std::string, std::string_view>> take_identifier(std::string_view text,
-                                                                 std::string_view whole) {
+Result<std::pair<std::string, std::string_view>> take_identifier(std::string_view text, std::string_view whole) {
   std::string out;
   if (text.empty()) {
-    return config_error({}, fmt::format("'{}' has an empty name part", whole),
-                        "write a name such as public.users");
+    return config_error({}, fmt::format("'{}' has an empty name part", whole), "write a name such as public.users");
   }
   if (text.front() == '"') {
     size_t i = 1;

@@ -29,7 +29,7 @@ struct QualifiedName {
   [[nodiscard]] std::string display() const;
 
   friend bool operator==(const QualifiedName&, const QualifiedName&) = default;
-  friend auto operator<=>(const QualifiedName&, const QualifiedName&) = default;
+  friend auto operator<=>(const QualifiedName&, const QualifiedName&) = default;  // NOLINT(modernize-use-nullptr)
 };
 
 /// Parses one identifier as written in SQL: `Users` -> users, `"Users"` -> Users.

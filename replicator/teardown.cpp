@@ -16,7 +16,7 @@ namespace {
 bool confirm(const std::string& question) {
   if (isatty(STDIN_FILENO) == 0) return false;
   fmt::print("{} Type 'yes' to continue: ", question);
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   std::string answer;
   std::getline(std::cin, answer);
   return answer == "yes";

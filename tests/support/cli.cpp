@@ -159,7 +159,7 @@ TempDir::~TempDir() {
 }
 
 std::string TempDir::write(const std::string& name, const std::string& contents) const {
-  const std::string full = path_ + "/" + name;
+  std::string full = path_ + "/" + name;
   std::ofstream out(full, std::ios::binary | std::ios::trunc);
   out << contents;
   if (!out) throw std::runtime_error("could not write " + full);

@@ -10,9 +10,9 @@ namespace pgferry::test {
 
 /// What one run of the binary did.
 struct CliResult {
-  int exit_code = -1;   // exit status, or 128 + signal number when killed by a signal
-  std::string out;      // everything written to stdout
-  std::string err;      // everything written to stderr
+  int exit_code = -1;  // exit status, or 128 + signal number when killed by a signal
+  std::string out;     // everything written to stdout
+  std::string err;     // everything written to stderr
   [[nodiscard]] std::string all() const { return out + err; }
 };
 

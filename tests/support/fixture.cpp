@@ -19,7 +19,8 @@ void SourceTargetTest::SetUp() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = std::string(info->test_suite_name()) + "_" + info->name();
   db_.clear();
-  for (char c : name) db_ += std::isalnum(static_cast<unsigned char>(c)) != 0 ? static_cast<char>(std::tolower(c)) : '_';
+  for (char c : name)
+    db_ += std::isalnum(static_cast<unsigned char>(c)) != 0 ? static_cast<char>(std::tolower(c)) : '_';
   db_ = db_.substr(0, 60);
   auto& pair = cluster_pair();
   for (PgCluster* cluster : {pair.source.get(), pair.target.get()}) {
@@ -45,9 +46,8 @@ std::string SourceTargetTest::write_config(const std::string& tables_yaml, const
     }
     return out + "\"";
   };
-  return dir_.write("pgferry.yaml", "source: " + yaml_string(source_conninfo()) + "\n" +
-                                        "target: " + yaml_string(target_conninfo()) + "\n" + "tables:\n" +
-                                        tables_yaml + extra_yaml);
+  return dir_.write("pgferry.yaml", "source: " + yaml_string(source_conninfo()) + "\n" + "target: " +
+                                        yaml_string(target_conninfo()) + "\n" + "tables:\n" + tables_yaml + extra_yaml);
 }
 
 void SourceTargetTest::on_both(const std::string& sql) const {

@@ -62,8 +62,8 @@ std::vector<Row> PgClient::query(const std::string& sql, const std::vector<std::
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  ResultPtr res(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                             nullptr, 0));
+  ResultPtr res(
+      PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
   if (res == nullptr || failed(res.get())) throw std::runtime_error(describe_failure(conn_, res.get(), sql));
   std::vector<Row> rows;
   const int n_rows = PQntuples(res.get());
@@ -76,7 +76,8 @@ std::vector<Row> PgClient::query(const std::string& sql, const std::vector<std::
       if (PQgetisnull(res.get(), r, c) != 0) {
         row.emplace_back(std::nullopt);
       } else {
-        row.emplace_back(std::string(PQgetvalue(res.get(), r, c), static_cast<std::size_t>(PQgetlength(res.get(), r, c))));
+        row.emplace_back(
+            std::string(PQgetvalue(res.get(), r, c), static_cast<std::size_t>(PQgetlength(res.get(), r, c))));
       }
     }
     rows.push_back(std::move(row));
@@ -110,7 +111,8 @@ std::vector<std::string> PgClient::notifications(int wait_ms) {
       channels.emplace_back(n->relname);
       PQfreemem(n);
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (!channels.empty() || left.count() <= 0) return channels;
     pollfd pfd{PQsocket(conn_), POLLIN, 0};
     (void)::poll(&pfd, 1, static_cast<int>(left.count()));

@@ -156,8 +156,8 @@ std::unique_ptr<PgCluster> PgCluster::start(const ClusterOptions& options) {
   impl.watchdog_pid = pid;
   impl.watchdog_fd = fds[1];
 
-  const CliResult init = run_server_binary(
-      "initdb", {"-D", impl.data_dir, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"});
+  const CliResult init = run_server_binary("initdb", {"-D", impl.data_dir, "-U", "postgres", "--auth=trust",
+                                                      "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"});
   if (init.exit_code != 0) throw std::runtime_error("initdb failed for cluster " + options.name + ":\n" + init.all());
 
   std::string last_error;
