@@ -156,7 +156,8 @@ class Parser {
   // A scalar string with ${ENV} substituted.
   Result<std::string> string_value(const YAML::Node& node, const std::string& key) const {
     if (!node.IsScalar()) {
-      return error(node, key, fmt::format("must be a string, not {}", describe(node)));
+      return error(node, key, fmt::format("must be a string, not {}", describe(node)),
+                   "write a single value; quote it if it contains ':' or '#'");
     }
     auto s = substitute_env(node.Scalar(), env_);
     if (!s) {
@@ -183,7 +184,7 @@ class Parser {
   Result<bool> bool_value(const YAML::Node& node, const std::string& key) const {
     bool b = false;
     if (!node.IsScalar() || !YAML::convert<bool>::decode(node, b)) {
-      return error(node, key, fmt::format("must be true or false, not {}", describe(node)));
+      return error(node, key, fmt::format("must be true or false, not {}", describe(node)), "write true or false");
     }
     return b;
   }
@@ -240,7 +241,8 @@ class Parser {
     YAML::Node map = node.IsScalar() ? YAML::Node(YAML::NodeType::Map) : node;
     if (node.IsScalar()) map["name"] = node.Scalar();
     if (!map.IsMap()) {
-      return error(node, key, fmt::format("must be a table name or a mapping with 'name:', not {}", describe(node)));
+      return error(node, key, fmt::format("must be a table name or a mapping with 'name:', not {}", describe(node)),
+                   "write '- schema.table' or '- name: schema.table'");
     }
     if (auto s = known_keys(map, key + ".", {"name", "target", "columns", "where", "updated_at", "truncate"}); !s) {
       return std::move(s).error();
@@ -334,7 +336,9 @@ class Parser {
 
   Status parse_sweep(const YAML::Node& node, SweepConfig& sweep) {
     if (!node.IsDefined() || node.IsNull()) return Ok{};
-    if (!node.IsMap()) return error(node, "sweep", fmt::format("must be a mapping, not {}", describe(node)));
+    if (!node.IsMap())
+      return error(node, "sweep", fmt::format("must be a mapping, not {}", describe(node)),
+                   "write it as sweep: {interval: 60s, lookback_multiplier: 3}");
     if (auto s = known_keys(node, "sweep.", {"interval", "lookback_multiplier"}); !s) return s;
     if (node["interval"].IsDefined()) {
       auto d = duration_value(node["interval"], "sweep.interval");
@@ -367,7 +371,9 @@ class Parser {
 
   Status parse_http(const YAML::Node& node, HttpConfig& http) {
     if (!node.IsDefined() || node.IsNull()) return Ok{};
-    if (!node.IsMap()) return error(node, "http", fmt::format("must be a mapping, not {}", describe(node)));
+    if (!node.IsMap())
+      return error(node, "http", fmt::format("must be a mapping, not {}", describe(node)),
+                   "write it as http: {listen: \"127.0.0.1:9187\"}");
     if (auto s = known_keys(node, "http.", {"listen"}); !s) return s;
     if (node["listen"].IsDefined()) {
       auto s = string_value(node["listen"], "http.listen");
@@ -387,7 +393,9 @@ class Parser {
 
   Status parse_log(const YAML::Node& node, LogConfig& log) {
     if (!node.IsDefined() || node.IsNull()) return Ok{};
-    if (!node.IsMap()) return error(node, "log", fmt::format("must be a mapping, not {}", describe(node)));
+    if (!node.IsMap())
+      return error(node, "log", fmt::format("must be a mapping, not {}", describe(node)),
+                   "write it as log: {level: info, format: auto}");
     if (auto s = known_keys(node, "log.", {"level", "format"}); !s) return s;
     auto one_of = [&](const char* key, const std::vector<std::string>& allowed, std::string& out) -> Status {
       const auto full = std::string("log.") + key;
@@ -395,7 +403,8 @@ class Parser {
       auto s = string_value(node[key], full);
       if (!s) return std::move(s).error();
       if (std::find(allowed.begin(), allowed.end(), *s) == allowed.end()) {
-        return error(node[key], full, fmt::format("'{}' is not one of {}", *s, join(allowed)));
+        return error(node[key], full, fmt::format("'{}' is not one of {}", *s, join(allowed)),
+                     fmt::format("use one of {}", join(allowed)));
       }
       out = std::move(*s);
       return Ok{};
@@ -486,10 +495,13 @@ Result<milliseconds> parse_duration(std::string_view text) {
     while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
     if (start == i) return bad(fmt::format("expected a number at '{}'", text.substr(start)));
     long double n = 0;
+    const std::string number(text.substr(start, i - start));
     try {
-      n = std::stold(std::string(text.substr(start, i - start)));
+      std::size_t used = 0;
+      n = std::stold(number, &used);
+      if (used != number.size()) return bad(fmt::format("'{}' is not a number", number));
     } catch (const std::exception&) {
-      return bad("the number does not parse");
+      return bad(fmt::format("'{}' is not a number", number));
     }
     size_t ustart = i;
     while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z'))) ++i;
