@@ -53,6 +53,9 @@ Result<std::pair<std::string, std::string_view>> take_identifier(std::string_vie
     out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : static_cast<char>(c));
     ++i;
   }
+  if (out.empty()) {
+    return config_error({}, fmt::format("'{}' has an empty name part", whole), "write a name such as public.users");
+  }
   if (out.size() > 63) {
     return config_error({}, fmt::format("'{}' is longer than PostgreSQL's 63-byte name limit", whole),
                         "use the name as PostgreSQL stores it (truncated to 63 bytes)");
