@@ -230,7 +230,7 @@ TEST(Config, RejectsDuplicateTables) {
   const std::string message = config_failure(with_tables("  - public.users\n  - name: users\n"));
   EXPECT_NE(message.find("users"), std::string::npos) << message;
   const std::string targets = config_failure(with_tables("  - name: a\n    target: x\n  - name: b\n    target: x\n"));
-  EXPECT_NE(targets.find("x"), std::string::npos) << targets;
+  EXPECT_NE(targets.find('x'), std::string::npos) << targets;
 }
 
 TEST(Config, RejectsBadIdentifiers) {
