@@ -39,6 +39,9 @@ PgClient::PgClient(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_s
     conn_ = nullptr;
     throw std::runtime_error("could not connect (" + conninfo + "): " + message);
   }
+  // NOTICEs ("does not exist, skipping") are noise in test output.
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char*) {}, nullptr);
 }
 
 PgClient::~PgClient() { PQfinish(conn_); }
