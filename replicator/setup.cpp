@@ -144,7 +144,9 @@ Status setup_target(Session& db, const Config& config, const SetupOptions& optio
       {json});
   if (!removed) return std::move(removed).error();
   for (int i = 0; i < PQntuples(removed->get()); ++i) {
-    fmt::print("target: {} is no longer configured: forgot its state\n", value(removed->get(), i, 0));
+    const auto name = value(removed->get(), i, 0);
+    auto parsed = sql::parse_qualified_name(name);
+    fmt::print("target: {} is no longer configured: forgot its state\n", parsed.ok() ? parsed->display() : name);
   }
   return db.run("COMMIT");
 }
@@ -208,8 +210,8 @@ Status setup_source(Session& db, std::vector<InspectedTable>& tables, const Setu
     if (configured.contains(name)) continue;
     auto parsed = sql::parse_qualified_name(name);
     const auto pending = value(old->get(), i, 4);
-    fmt::print("source: {} is no longer configured: removing its capture and {} unapplied journal row(s)\n", name,
-               pending);
+    fmt::print("source: {} is no longer configured: removing its capture and {} unapplied journal row(s)\n",
+               parsed.ok() ? parsed->display() : name, pending);
     const auto fn = value(old->get(), i, 2);
     const bool exists = is_true(old->get(), i, 3) && parsed.ok();
     for (const auto& stmt : capture::render_drop_capture(parsed.ok() ? *parsed : sql::QualifiedName{},
