@@ -130,6 +130,12 @@ Result<std::vector<InspectedTable>> inspect(Session& source, Session& target, co
     return ok;
   };
 
+  // Fixes name the role pgferry actually connects as, so they can be pasted as they are.
+  auto source_role = source.scalar("SELECT quote_ident(current_user)");
+  if (!source_role) return std::move(source_role).error();
+  auto target_role = target.scalar("SELECT quote_ident(current_user)");
+  if (!target_role) return std::move(target_role).error();
+
   std::vector<InspectedTable> out;
   for (const auto& t : config.tables) {
     InspectedTable it;
@@ -148,7 +154,7 @@ Result<std::vector<InspectedTable>> inspect(Session& source, Session& target, co
       for (const auto& m : *miss) {
         it.privilege_problems.push_back(
             {fmt::format("the source role lacks the {} privilege on {}", m, t.source.display()),
-             fmt::format("GRANT {} ON {} TO <pgferry's source role>", m, t.source.quoted())});
+             fmt::format("GRANT {} ON {} TO {}", m, t.source.quoted(), *source_role)});
       }
     }
     if (it.target.info.exists) {
@@ -159,7 +165,7 @@ Result<std::vector<InspectedTable>> inspect(Session& source, Session& target, co
       for (const auto& m : *miss) {
         it.privilege_problems.push_back(
             {fmt::format("the target role lacks the {} privilege on {}", m, t.target.display()),
-             fmt::format("GRANT {} ON {} TO <pgferry's target role>", m, t.target.quoted())});
+             fmt::format("GRANT {} ON {} TO {}", m, t.target.quoted(), *target_role)});
       }
     }
     out.push_back(std::move(it));

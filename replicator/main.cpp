@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
+#include <string>
+#include <string_view>
 
 #include "check.hpp"
 #include "config.hpp"
@@ -54,6 +56,22 @@ int main(int argc, char** argv) {
   teardown->add_flag("--include-target", teardown_options.include_target,
                      "Also drop schema pgferry on the target (sync_errors history, table_state)");
   for (auto* sub : {check, setup, teardown}) sub->footer(kFooter);
+
+  // CLI11 reports an unknown command as "A subcommand is required"; name it instead.
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "-c" || arg == "--config" || arg == "--log-level" || arg == "--log-format") {
+      ++i;
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    if (arg != "check" && arg != "setup" && arg != "teardown") {
+      fmt::print(stderr, "error: unknown command '{}'\n  fix: use one of check, setup, teardown (see pgferry --help)\n",
+                 arg);
+      return 2;
+    }
+    break;
+  }
 
   try {
     app.parse(argc, argv);

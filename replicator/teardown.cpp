@@ -74,7 +74,10 @@ int run_teardown(const Config& config, const TeardownOptions& options) {
   }
   if (access->schema_exists) {
     fmt::print("source: the journal holds {} unapplied change(s)\n", pending);
-    for (const auto& [table, n] : per_table) fmt::print("  {}: {}\n", table, n);
+    for (const auto& [table, n] : per_table) {
+      auto parsed = sql::parse_qualified_name(table);
+      fmt::print("  {}: {}\n", parsed.ok() ? parsed->display() : table, n);
+    }
   }
   const std::string what = fmt::format(
       "teardown removes pgferry's triggers and schema from the source{}, discarding {} unapplied change(s).",
@@ -89,23 +92,23 @@ int run_teardown(const Config& config, const TeardownOptions& options) {
     if (s) s = lock_for_setup(db);
     // Every trigger that calls a pgferry function, registered or not.
     auto triggers = s ? db.exec(
-                            "SELECT t.tgrelid::regclass::text, t.tgname FROM pg_trigger t "
+                            "SELECT rn.nspname, r.relname, t.tgname FROM pg_trigger t "
+                            "JOIN pg_class r ON r.oid = t.tgrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace "
                             "JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace "
-                            "WHERE n.nspname = 'pgferry' AND NOT t.tgisinternal ORDER BY 1, 2")
+                            "WHERE n.nspname = 'pgferry' AND NOT t.tgisinternal ORDER BY 1, 2, 3")
                       : Result<PgResultPtr>(std::move(s).error());
     if (!triggers) {
       print_error(triggers.error());
       return 1;
     }
     for (int i = 0; i < PQntuples(triggers->get()); ++i) {
-      const auto table = value(triggers->get(), i, 0);
-      const auto trigger = value(triggers->get(), i, 1);
-      // regclass::text is already quoted where needed.
-      if (auto d = db.run(fmt::format("DROP TRIGGER {} ON {}", sql::quote_ident(trigger), table)); !d) {
+      const sql::QualifiedName table{value(triggers->get(), i, 0), value(triggers->get(), i, 1)};
+      const auto trigger = value(triggers->get(), i, 2);
+      if (auto d = db.run(fmt::format("DROP TRIGGER {} ON {}", sql::quote_ident(trigger), table.quoted())); !d) {
         print_error(d.error());
         return 1;
       }
-      fmt::print("source: dropped trigger {} on {}\n", trigger, table);
+      fmt::print("source: dropped trigger {} on {}\n", trigger, table.display());
     }
     if (auto d = db.run("DROP SCHEMA pgferry CASCADE"); !d) {
       print_error(d.error());

@@ -1,0 +1,149 @@
+// `pgferry check`: exit 0 only when everything is ready; otherwise a per-table report that names
+// what is wrong and how to fix it. Exit 2 for configuration problems, 1 for the rest.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "support/fixture.hpp"
+
+namespace pgferry::test {
+namespace {
+
+class Check : public SourceTargetTest {
+ protected:
+  /// Runs check and asserts its exit code; returns everything it printed.
+  std::string check_expecting(int exit_code, const std::string& config) const {
+    const CliResult r = pgferry("check", config);
+    EXPECT_EQ(r.exit_code, exit_code) << r.all();
+    return r.all();
+  }
+};
+
+#define EXPECT_CONTAINS(haystack, needle) \
+  EXPECT_NE((haystack).find(needle), std::string::npos) << "missing: " << (needle) << "\nin:\n" << (haystack)
+
+constexpr const char* kUsers = "CREATE TABLE public.users (id int PRIMARY KEY, name text, status text)";
+
+TEST_F(Check, ReadyOnlyAfterSetup) {
+  on_both(kUsers);
+  const std::string config = write_config("  - public.users\n");
+  const std::string before = check_expecting(1, config);
+  EXPECT_CONTAINS(before, "FAIL  source: pgferry schema not installed");
+  EXPECT_CONTAINS(before, "run `pgferry setup`");
+  EXPECT_CONTAINS(before, "not ready");
+  ASSERT_EQ(pgferry("setup", config).exit_code, 0);
+  const std::string after = check_expecting(0, config);
+  EXPECT_CONTAINS(after, "public.users -> public.users");
+  EXPECT_CONTAINS(after, "ok    capture installed and up to date");
+  EXPECT_CONTAINS(after, "ready");
+  EXPECT_EQ(after.find("FAIL"), std::string::npos) << after;
+}
+
+TEST_F(Check, NoticesCaptureThatWasTamperedWith) {
+  on_both(kUsers);
+  const std::string config = write_config("  - public.users\n");
+  ASSERT_EQ(pgferry("setup", config).exit_code, 0);
+  source().exec("ALTER TABLE public.users DISABLE TRIGGER pgferry_capture");
+  EXPECT_CONTAINS(check_expecting(1, config), "capture installed but out of date");
+  source().exec(
+      "ALTER TABLE public.users ENABLE TRIGGER pgferry_capture; DROP TRIGGER pgferry_capture ON public.users");
+  EXPECT_CONTAINS(check_expecting(1, config), "run `pgferry setup`");
+  ASSERT_EQ(pgferry("setup", config).exit_code, 0);
+  check_expecting(0, config);
+}
+
+TEST_F(Check, TableWithoutPrimaryKey) {
+  on_both("CREATE TABLE public.logs (id int, line text)");
+  const std::string out = check_expecting(2, write_config("  - public.logs\n"));
+  EXPECT_CONTAINS(out, "source table public.logs has no primary key");
+  EXPECT_CONTAINS(out, "ALTER TABLE \"public\".\"logs\" ADD PRIMARY KEY");
+}
+
+TEST_F(Check, MissingTargetColumn) {
+  source().exec(kUsers);
+  target().exec("CREATE TABLE public.users (id int PRIMARY KEY, name text)");
+  const std::string out = check_expecting(2, write_config("  - public.users\n"));
+  EXPECT_CONTAINS(out, "target table public.users is missing column(s) status");
+}
+
+TEST_F(Check, IncompatibleColumnType) {
+  source().exec("CREATE TABLE public.users (id int PRIMARY KEY, profile jsonb)");
+  target().exec("CREATE TABLE public.users (id int PRIMARY KEY, profile integer)");
+  const std::string out = check_expecting(2, write_config("  - public.users\n"));
+  EXPECT_CONTAINS(out, "public.users.profile is jsonb but target column public.users.profile is integer");
+}
+
+TEST_F(Check, MissingTargetTable) {
+  source().exec(kUsers);
+  const std::string out = check_expecting(2, write_config("  - name: public.users\n    target: public.chat_users\n"));
+  EXPECT_CONTAINS(out, "target table public.chat_users does not exist");
+}
+
+TEST_F(Check, BadRowFilters) {
+  on_both(kUsers);
+  std::string out = check_expecting(2, write_config("  - name: public.users\n    where: \"status = = 1\"\n"));
+  EXPECT_CONTAINS(out, "status = = 1");
+  EXPECT_CONTAINS(out, "is not valid on source table public.users");
+  out = check_expecting(2, write_config("  - name: public.users\n    where: \"no_such_column > 0\"\n"));
+  EXPECT_CONTAINS(out, "no_such_column");
+}
+
+TEST_F(Check, MissingPrivilegesNameTheGrant) {
+  on_both(kUsers);
+  for (PgCluster* cluster : {cluster_pair().source.get(), cluster_pair().target.get()}) {
+    PgClient db(cluster->conninfo(db_));
+    db.exec("DO $$ BEGIN CREATE ROLE weak LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+    db.exec("GRANT CREATE ON DATABASE \"" + db_ + "\" TO weak; GRANT SELECT ON public.users TO weak");
+  }
+  const std::string config = dir_.write("weak.yaml", "source: \"" + source_conninfo("weak") + "\"\ntarget: \"" +
+                                                         target_conninfo("weak") + "\"\ntables:\n  - public.users\n");
+  const std::string out = check_expecting(1, config);
+  EXPECT_CONTAINS(out, "the source role lacks the TRIGGER privilege on public.users");
+  EXPECT_CONTAINS(out, "GRANT TRIGGER ON \"public\".\"users\" TO weak");
+  EXPECT_CONTAINS(out, "the target role lacks the INSERT privilege on public.users");
+  EXPECT_CONTAINS(out, "GRANT INSERT ON \"public\".\"users\" TO weak");
+}
+
+TEST_F(Check, UnreachableDatabaseIsARuntimeFailureWithoutThePassword) {
+  on_both(kUsers);
+  const std::string config =
+      dir_.write("down.yaml",
+                 "source: \"host=127.0.0.1 port=1 dbname=x user=u password=hunter2-secret connect_timeout=3\"\n"
+                 "target: \"" +
+                     target_conninfo() + "\"\ntables:\n  - public.users\n");
+  const std::string out = check_expecting(1, config);
+  EXPECT_CONTAINS(out, "source");
+  EXPECT_CONTAINS(out, "127.0.0.1");
+  EXPECT_EQ(out.find("hunter2-secret"), std::string::npos) << out;
+}
+
+TEST_F(Check, ConfigurationErrorsExitTwo) {
+  EXPECT_CONTAINS(check_expecting(2, write_config("  - public.users\n", "sweeep: {interval: 5s}\n")), "sweeep");
+  EXPECT_CONTAINS(check_expecting(2, dir_.path() + "/missing.yaml"), "missing.yaml");
+  EXPECT_CONTAINS(check_expecting(2, dir_.write("bad.yaml", "source: [unclosed\n")), "bad.yaml");
+}
+
+TEST_F(Check, CommandLineUsage) {
+  const CliResult none = run_pgferry({});
+  EXPECT_EQ(none.exit_code, 2) << none.all();
+  const CliResult unknown = run_pgferry({"frobnicate"});
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.all();
+  EXPECT_CONTAINS(unknown.all(), "frobnicate");
+  const CliResult bad_flag = run_pgferry({"check", "--no-such-flag"});
+  EXPECT_EQ(bad_flag.exit_code, 2) << bad_flag.all();
+  const CliResult help = run_pgferry({"--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.all();
+  for (const char* command : {"check", "setup", "teardown"}) EXPECT_CONTAINS(help.out, command);
+  for (const auto& [command, option] : {std::pair{"check", "--config"}, std::pair{"setup", "--lock-timeout"},
+                                        std::pair{"teardown", "--yes"}, std::pair{"teardown", "--include-target"}}) {
+    const CliResult r = run_pgferry({command, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << r.all();
+    EXPECT_CONTAINS(r.out, option);
+  }
+  const CliResult version = run_pgferry({"--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_CONTAINS(version.out, "pgferry 0.1.0");
+}
+
+}  // namespace
+}  // namespace pgferry::test

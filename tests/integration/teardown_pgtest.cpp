@@ -1,0 +1,93 @@
+// `pgferry teardown`: removes every pgferry object from the source (after saying how many
+// unapplied changes it discards), never touches application tables, and asks first.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "support/fixture.hpp"
+
+namespace pgferry::test {
+namespace {
+
+constexpr const char* kTables =
+    "CREATE TABLE public.a (id int PRIMARY KEY, v text); CREATE TABLE public.\"Odd B\" (id int PRIMARY KEY)";
+
+/// Counts every object that could belong to pgferry in a database.
+std::string pgferry_objects(PgClient& db) {
+  return db.scalar(
+      "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'pgferry') || ' ' || "
+      "(SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%') || ' ' || "
+      "(SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pgferry') "
+      "|| ' ' || (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE n.nspname = 'pgferry')");
+}
+
+class Teardown : public SourceTargetTest {
+ protected:
+  std::string config_;
+  void SetUp() override {
+    SourceTargetTest::SetUp();
+    on_both(kTables);
+    config_ = write_config("  - public.a\n  - '\"Odd B\"'\n");
+    const CliResult r = pgferry("setup", config_);
+    ASSERT_EQ(r.exit_code, 0) << r.all();
+    source().exec("INSERT INTO a VALUES (1, 'x'), (2, 'y'); INSERT INTO \"Odd B\" VALUES (1)");
+  }
+};
+
+TEST_F(Teardown, RemovesEveryPgferryObjectAndReportsDiscardedChanges) {
+  const CliResult r = pgferry("teardown", config_, {"--yes"});
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("the journal holds 3 unapplied change(s)"), std::string::npos) << r.all();
+  EXPECT_NE(r.out.find("public.\"Odd B\""), std::string::npos) << r.all();
+  PgClient src = source();
+  EXPECT_EQ(pgferry_objects(src), "0 0 0 0");
+  // Application tables and their rows are untouched, and writes keep working.
+  EXPECT_EQ(src.scalar("SELECT string_agg(id || v, ',' ORDER BY id) FROM a"), "1x,2y");
+  src.exec("INSERT INTO a VALUES (3, 'z'); UPDATE \"Odd B\" SET id = 2; TRUNCATE a");
+  // The target keeps its pgferry schema unless asked.
+  PgClient tgt = target();
+  EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgferry'"), "1");
+}
+
+TEST_F(Teardown, IncludeTargetRemovesTheTargetSchemaToo) {
+  const CliResult r = pgferry("teardown", config_, {"--yes", "--include-target"});
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  PgClient tgt = target();
+  EXPECT_EQ(pgferry_objects(tgt), "0 0 0 0");
+  EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pg_class WHERE relname IN ('a', 'Odd B') AND relkind = 'r'"), "2");
+}
+
+TEST_F(Teardown, RefusesWithoutConfirmationAndChangesNothing) {
+  PgClient src = source();
+  const std::string before = pgferry_objects(src);
+  const CliResult r = pgferry("teardown", config_);
+  EXPECT_EQ(r.exit_code, 2) << r.all();
+  EXPECT_NE(r.err.find("--yes"), std::string::npos) << r.all();
+  EXPECT_EQ(pgferry_objects(src), before);
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "3");
+}
+
+TEST_F(Teardown, RemovesTriggersOfTablesNoLongerConfigured) {
+  // A table dropped from the config (without a setup run since) still loses its trigger.
+  const std::string only_a = write_config("  - public.a\n");
+  const CliResult r = pgferry("teardown", only_a, {"--yes"});
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  PgClient src = source();
+  EXPECT_EQ(pgferry_objects(src), "0 0 0 0");
+}
+
+TEST_F(Teardown, IsHarmlessTwiceAndSetupWorksAgainAfterwards) {
+  ASSERT_EQ(pgferry("teardown", config_, {"--yes"}).exit_code, 0);
+  const CliResult again = pgferry("teardown", config_, {"--yes"});
+  EXPECT_EQ(again.exit_code, 0) << again.all();
+  EXPECT_NE(again.out.find("nothing to remove"), std::string::npos) << again.all();
+  const CliResult setup = pgferry("setup", config_);
+  ASSERT_EQ(setup.exit_code, 0) << setup.all();
+  source().exec("INSERT INTO a VALUES (9, 'new')");
+  EXPECT_EQ(source().scalar("SELECT count(*) FROM pgferry.journal"), "1");
+  EXPECT_EQ(pgferry("check", config_).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace pgferry::test
