@@ -88,7 +88,9 @@ std::string read_tail(const std::string& path, int lines) {
 }  // namespace
 
 std::string pg_bindir() {
-  static const std::string dir = [] {
+  // Never destroyed: clusters held in function-local statics are torn down at exit, after any
+  // static created later than them (this one included) would already be gone.
+  static const std::string& dir = *new std::string([] {
     if (const char* env = std::getenv("PGFERRY_PG_BINDIR"); env != nullptr && *env != '\0') return std::string(env);
     const CliResult r = run_process({"pg_config", "--bindir"}, {}, 30);
     if (r.exit_code == 0) {
@@ -97,7 +99,7 @@ std::string pg_bindir() {
       if (fs::exists(out + "/initdb")) return out;
     }
     return std::string("/usr/lib/postgresql/15/bin");
-  }();
+  }());
   return dir;
 }
 
