@@ -55,7 +55,13 @@ int main(int argc, char** argv) {
   teardown->add_flag("-y,--yes", teardown_options.yes, "Do not ask for confirmation (required without a terminal)");
   teardown->add_flag("--include-target", teardown_options.include_target,
                      "Also drop schema pgferry on the target (sync_errors history, table_state)");
-  for (auto* sub : {check, setup, teardown}) sub->footer(kFooter);
+  teardown->add_option("--lock-timeout", lock_timeout,
+                       "How long to wait for each table's lock when dropping triggers (default 10s)");
+  for (auto* sub : {check, setup, teardown}) {
+    sub->footer(kFooter);
+    // Listed in every command's --help too; the flag works before or after the command.
+    sub->add_option("-c,--config", config_path, "Configuration file (YAML)")->envname("PGFERRY_CONFIG");
+  }
 
   // CLI11 reports an unknown command as "A subcommand is required"; name it instead.
   for (int i = 1; i < argc; ++i) {
@@ -80,6 +86,19 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
 
+  // Checked before the configuration is read: a bad flag is the first thing to fix.
+  auto timeout = pgferry::parse_duration(lock_timeout);
+  if (timeout && timeout->count() < 1) {
+    timeout = pgferry::config_error({}, fmt::format("'{}' would make PostgreSQL wait for locks forever", lock_timeout),
+                                    "use a positive duration, e.g. 10s");
+  }
+  if (!timeout) {
+    auto e = std::move(timeout).error();
+    e.where = "--lock-timeout";
+    pgferry::print_error(e);
+    return 2;
+  }
+
   const auto env = pgferry::process_environment();
   auto config = pgferry::load_config(config_path, env);
   if (!config) {
@@ -96,16 +115,12 @@ int main(int argc, char** argv) {
 
   if (check->parsed()) return pgferry::run_check(*config);
   if (setup->parsed()) {
-    auto d = pgferry::parse_duration(lock_timeout);
-    if (!d) {
-      auto e = std::move(d).error();
-      e.where = "--lock-timeout";
-      pgferry::print_error(e);
-      return 2;
-    }
-    setup_options.lock_timeout = *d;
+    setup_options.lock_timeout = *timeout;
     return pgferry::run_setup(*config, setup_options);
   }
-  if (teardown->parsed()) return pgferry::run_teardown(*config, teardown_options);
+  if (teardown->parsed()) {
+    teardown_options.lock_timeout = *timeout;
+    return pgferry::run_teardown(*config, teardown_options);
+  }
   return 2;
 }

@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstdlib>
 
 #include "assets.hpp"
 #include "capture_sql.hpp"
+#include "config.hpp"
 
 namespace pgferry {
 namespace {
@@ -53,6 +55,31 @@ Result<int> installed_version(Session& db) {
 
 Status lock_for_setup(Session& db) {
   return db.run(fmt::format("SELECT pg_advisory_xact_lock({}, {})", capture::kLockClass, capture::kSetupLock));
+}
+
+Status begin_setup_transaction(Session& db, std::chrono::milliseconds lock_timeout) {
+  assert(lock_timeout.count() > 0);  // 0 would mean "wait forever" to PostgreSQL.
+  if (auto s = db.run("BEGIN"); !s) return s;
+  if (auto s = db.run(fmt::format("SET LOCAL lock_timeout = '{}ms'", lock_timeout.count())); !s) return s;
+  auto s = lock_for_setup(db);
+  if (!s && db.last_sqlstate() == "55P03") {
+    auto e = std::move(s).error();
+    e.message = "another pgferry setup or teardown is working on this database (its lock is held)";
+    e.fix = fmt::format("wait for it to finish and run this again, or retry with a --lock-timeout longer than {}",
+                        format_duration(lock_timeout));
+    return e;
+  }
+  return s;
+}
+
+Error explain_lock_timeout(Session& db, Error e, std::chrono::milliseconds lock_timeout) {
+  if (db.last_sqlstate() == "55P03") {
+    e.fix = fmt::format(
+        "a long-running transaction holds a lock on a configured table (waited {}); finish it, or "
+        "retry with a longer --lock-timeout",
+        format_duration(lock_timeout));
+  }
+  return e;
 }
 
 Result<std::vector<int>> migrate(Session& db, Side side) {

@@ -2,6 +2,7 @@
 // Versioned schema migrations for pgferry's own objects (migrations/source, migrations/target),
 // embedded in the binary and recorded in pgferry.schema_version.
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,5 +37,13 @@ struct Migration {
 
 /// Takes the advisory lock that serialises setup/teardown/migrations, for the transaction.
 [[nodiscard]] Status lock_for_setup(Session& db);
+
+/// Opens the transaction `setup` and `teardown` work in: BEGIN, a lock_timeout for every lock it
+/// takes (a DDL statement queued behind a long transaction would otherwise block every writer of
+/// that table while it waits), then the setup lock. `lock_timeout` must be positive.
+[[nodiscard]] Status begin_setup_transaction(Session& db, std::chrono::milliseconds lock_timeout);
+
+/// Adds a fix an operator can act on to `e` when the statement that failed hit lock_timeout.
+[[nodiscard]] Error explain_lock_timeout(Session& db, Error e, std::chrono::milliseconds lock_timeout);
 
 }  // namespace pgferry

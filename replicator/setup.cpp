@@ -88,20 +88,7 @@ Result<CaptureState> capture_state(Session& source, const InspectedTable& table)
 namespace {
 
 Status begin_locked(Session& db, const SetupOptions& options) {
-  if (auto s = db.run("BEGIN"); !s) return s;
-  if (auto s = db.run(fmt::format("SET LOCAL lock_timeout = '{}ms'", options.lock_timeout.count())); !s) return s;
-  return lock_for_setup(db);
-}
-
-// Explains a lock timeout in words an operator can act on.
-Error explain(Session& db, Error e, std::chrono::milliseconds lock_timeout) {
-  if (db.last_sqlstate() == "55P03") {
-    e.fix = fmt::format(
-        "a long-running transaction holds a lock on a configured table (waited {}); finish it, or "
-        "retry with a longer --lock-timeout",
-        format_duration(lock_timeout));
-  }
-  return e;
+  return begin_setup_transaction(db, options.lock_timeout);
 }
 
 Status setup_target(Session& db, const Config& config, const SetupOptions& options) {
@@ -181,7 +168,7 @@ Status setup_source(Session& db, std::vector<InspectedTable>& tables, const Setu
     const auto ddl = capture::render_capture(capture_spec_for(t, id));
     for (const auto& stmt : ddl.statements) {
       if (auto s = db.run(stmt); !s) {
-        auto e = explain(db, std::move(s).error(), options.lock_timeout);
+        auto e = explain_lock_timeout(db, std::move(s).error(), options.lock_timeout);
         e.message = fmt::format("installing capture on {}: {}", t.config->source.display(), e.message);
         return e;
       }
@@ -216,7 +203,7 @@ Status setup_source(Session& db, std::vector<InspectedTable>& tables, const Setu
     const bool exists = is_true(old->get(), i, 3) && parsed.ok();
     for (const auto& stmt : capture::render_drop_capture(parsed.ok() ? *parsed : sql::QualifiedName{},
                                                          fn.empty() ? "pgferry.none" : fn, exists)) {
-      if (auto s = db.run(stmt); !s) return explain(db, std::move(s).error(), options.lock_timeout);
+      if (auto s = db.run(stmt); !s) return explain_lock_timeout(db, std::move(s).error(), options.lock_timeout);
     }
     const auto id = value(old->get(), i, 0);
     if (auto s = db.query("DELETE FROM pgferry.journal WHERE table_id = $1", {id}); !s) return std::move(s).error();

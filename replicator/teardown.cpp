@@ -88,8 +88,7 @@ int run_teardown(const Config& config, const TeardownOptions& options) {
   }
 
   if (access->schema_exists) {
-    auto s = db.run("BEGIN");
-    if (s) s = lock_for_setup(db);
+    auto s = begin_setup_transaction(db, options.lock_timeout);
     // Every trigger that calls a pgferry function, registered or not.
     auto triggers = s ? db.exec(
                             "SELECT rn.nspname, r.relname, t.tgname FROM pg_trigger t "
@@ -101,14 +100,16 @@ int run_teardown(const Config& config, const TeardownOptions& options) {
       print_error(triggers.error());
       return 1;
     }
+    std::vector<std::string> dropped;
     for (int i = 0; i < PQntuples(triggers->get()); ++i) {
       const sql::QualifiedName table{value(triggers->get(), i, 0), value(triggers->get(), i, 1)};
       const auto trigger = value(triggers->get(), i, 2);
       if (auto d = db.run(fmt::format("DROP TRIGGER {} ON {}", sql::quote_ident(trigger), table.quoted())); !d) {
-        print_error(d.error());
+        print_error(explain_lock_timeout(db, std::move(d).error(), options.lock_timeout));
+        fmt::print(stderr, "teardown rolled back: nothing was removed\n");
         return 1;
       }
-      fmt::print("source: dropped trigger {} on {}\n", trigger, table.display());
+      dropped.push_back(fmt::format("source: dropped trigger {} on {}", trigger, table.display()));
     }
     if (auto d = db.run("DROP SCHEMA pgferry CASCADE"); !d) {
       print_error(d.error());
@@ -118,11 +119,15 @@ int run_teardown(const Config& config, const TeardownOptions& options) {
       print_error(d.error());
       return 1;
     }
+    for (const auto& line : dropped) fmt::print("{}\n", line);
     fmt::print("source: dropped schema pgferry ({} unapplied change(s) discarded)\n", pending);
   }
   if (target && target_schema) {
-    if (auto d = target->run("DROP SCHEMA pgferry CASCADE"); !d) {
-      print_error(d.error());
+    auto d = begin_setup_transaction(*target, options.lock_timeout);
+    if (d) d = target->run("DROP SCHEMA pgferry CASCADE");
+    if (d) d = target->run("COMMIT");
+    if (!d) {
+      print_error(explain_lock_timeout(*target, std::move(d).error(), options.lock_timeout));
       return 1;
     }
     fmt::print("target: dropped schema pgferry\n");

@@ -145,5 +145,61 @@ TEST_F(Check, CommandLineUsage) {
   EXPECT_CONTAINS(version.out, "pgferry 0.1.0");
 }
 
+TEST_F(Check, UnreachableTargetIsNamedAndItsUriPasswordHidden) {
+  on_both(kUsers);
+  const std::string config = dir_.write("down.yaml", "source: \"" + source_conninfo() +
+                                                         " password=hunter2-secret\"\n"
+                                                         "target: \"postgresql://postgres:hunter2-secret@127.0.0.1:1/" +
+                                                         db_ + "?connect_timeout=3\"\ntables:\n  - public.users\n");
+  const CliResult r = pgferry("check", config);
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_CONTAINS(r.err, "target database (postgresql://postgres:****@127.0.0.1:1/");
+  EXPECT_CONTAINS(r.err, "cannot connect");
+  EXPECT_CONTAINS(r.err, "fix: check that the server is up and the 'target:' connection string");
+  EXPECT_EQ(r.all().find("hunter2-secret"), std::string::npos) << r.all();
+  EXPECT_EQ(r.out.find("ready"), std::string::npos) << r.all();
+}
+
+TEST_F(Check, UnreachableSourceShowsTheMaskedConninfoAndTheFix) {
+  const std::string config =
+      dir_.write("down.yaml",
+                 "source: \"host=127.0.0.1 port=1 dbname=x user=u password=hunter2-secret connect_timeout=3\"\n"
+                 "target: \"" +
+                     target_conninfo() + "\"\ntables:\n  - public.users\n");
+  const CliResult r = pgferry("check", config);
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_CONTAINS(r.err, "source database (host=127.0.0.1 port=1 dbname=x user=u password=**** connect_timeout=3)");
+  EXPECT_CONTAINS(r.err, "cannot connect");
+  EXPECT_CONTAINS(r.err, "fix: check that the server is up and the 'source:' connection string");
+  EXPECT_EQ(r.all().find("hunter2-secret"), std::string::npos) << r.all();
+}
+
+TEST_F(Check, ConfigurationChangedSinceSetupIsOutOfDate) {
+  on_both(kUsers);
+  ASSERT_EQ(pgferry("setup", write_config("  - public.users\n")).exit_code, 0);
+  const std::string filtered = write_config("  - name: public.users\n    where: \"status = 'on'\"\n");
+  const std::string out = check_expecting(1, filtered);
+  EXPECT_CONTAINS(out, "ok    row filter parses: status = 'on'");
+  EXPECT_CONTAINS(out, "FAIL  capture installed but out of date (configuration changed");
+  EXPECT_CONTAINS(out, "fix: run `pgferry setup`");
+  ASSERT_EQ(pgferry("setup", filtered).exit_code, 0);
+  EXPECT_CONTAINS(check_expecting(0, filtered), "ok    capture installed and up to date");
+}
+
+TEST_F(Check, SchemaNewerThanThisBinaryIsRefused) {
+  on_both(kUsers);
+  const std::string config = write_config("  - public.users\n");
+  ASSERT_EQ(pgferry("setup", config).exit_code, 0);
+  target().exec("INSERT INTO pgferry.schema_version (version, name, pgferry_version) VALUES (99, 'future', '9.9.9')");
+  EXPECT_CONTAINS(check_expecting(1, config),
+                  "target: pgferry schema is version 99, newer than this pgferry knows (1)");
+  // setup refuses too, and leaves the source as it was.
+  const CliResult r = pgferry("setup", config);
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_CONTAINS(r.err, "version 99");
+  EXPECT_CONTAINS(r.err, "run a pgferry at least as new as the one that last ran setup");
+  EXPECT_EQ(source().scalar("SELECT count(*) FROM pgferry.captured_table"), "1");
+}
+
 }  // namespace
 }  // namespace pgferry::test

@@ -2,6 +2,9 @@
 // upgrades, reconfiguration, concurrency, and that a failed run leaves nothing half-done.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
 #include <future>
 #include <string>
 #include <vector>
@@ -223,6 +226,164 @@ TEST_F(Setup, NeverPrintsThePassword) {
   EXPECT_EQ(r.exit_code, 2) << r.all();
   EXPECT_NE(r.all().find("public.missing"), std::string::npos) << r.all();
   EXPECT_EQ(r.all().find("hunter2-secret"), std::string::npos) << r.all();
+}
+
+/// The versions of the migration files shipped in migrations/<side>, in order, comma-separated.
+std::string shipped_versions(const std::string& side) {
+  const auto dir = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "migrations" / side;
+  std::vector<int> versions;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".sql") versions.push_back(std::stoi(entry.path().filename().string()));
+  }
+  std::sort(versions.begin(), versions.end());
+  std::string out;
+  for (int v : versions) out += (out.empty() ? "" : ",") + std::to_string(v);
+  return out;
+}
+
+TEST_F(Setup, RecordsEveryShippedMigrationOnBothSides) {
+  on_both(kTables);
+  ASSERT_EQ(pgferry("setup", write_config("  - public.a\n")).exit_code, 0);
+  const std::string source_versions = shipped_versions("source");
+  const std::string target_versions = shipped_versions("target");
+  ASSERT_FALSE(source_versions.empty());
+  ASSERT_FALSE(target_versions.empty());
+  const char* versions = "SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version";
+  EXPECT_EQ(source().scalar(versions), source_versions);
+  EXPECT_EQ(target().scalar(versions), target_versions);
+  EXPECT_EQ(source().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"),
+            "capture,journal_autovacuum");
+  EXPECT_EQ(target().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"), "state");
+}
+
+TEST_F(Setup, UpgradeRecordsTheNewStepAndKeepsCaptureInstalled) {
+  on_both(kTables);
+  const std::string config = write_config("  - public.a\n");
+  ASSERT_EQ(pgferry("setup", config).exit_code, 0);
+  PgClient src = source();
+  src.exec("INSERT INTO a VALUES (1, 'kept', 's')");
+  const std::string v2_before = src.scalar("SELECT applied_at::text FROM pgferry.schema_version WHERE version = 2");
+  const std::string capture_before =
+      src.scalar("SELECT string_agg(t.oid::text, ',' ORDER BY t.oid) FROM pg_trigger t WHERE tgrelid = 'a'::regclass") +
+      " " + src.scalar("SELECT installed_at::text || fingerprint FROM pgferry.captured_table");
+  src.exec(
+      "DELETE FROM pgferry.schema_version WHERE version = 2; ALTER TABLE pgferry.journal RESET "
+      "(autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor, "
+      "autovacuum_vacuum_insert_threshold, autovacuum_analyze_scale_factor, autovacuum_analyze_threshold, "
+      "autovacuum_vacuum_cost_delay)");
+  const CliResult r = pgferry("setup", config);
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("public.a: capture up to date"), std::string::npos) << r.all();
+  EXPECT_EQ(
+      src.scalar("SELECT applied_at > $1::timestamptz FROM pgferry.schema_version WHERE version = 2", {v2_before}),
+      "t");
+  EXPECT_EQ(src.scalar("SELECT string_agg(o, ',' ORDER BY o COLLATE \"C\") FROM pg_class, unnest(reloptions) o "
+                       "WHERE oid = 'pgferry.journal'::regclass"),
+            "autovacuum_analyze_scale_factor=0,autovacuum_analyze_threshold=5000,autovacuum_vacuum_cost_delay=0,"
+            "autovacuum_vacuum_insert_scale_factor=0,autovacuum_vacuum_insert_threshold=50000,"
+            "autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=5000");
+  EXPECT_EQ(
+      src.scalar("SELECT string_agg(t.oid::text, ',' ORDER BY t.oid) FROM pg_trigger t WHERE tgrelid = 'a'::regclass") +
+          " " + src.scalar("SELECT installed_at::text || fingerprint FROM pgferry.captured_table"),
+      capture_before);
+  src.exec("INSERT INTO a VALUES (2, 'new', 's')");
+  EXPECT_EQ(src.scalar("SELECT string_agg(new_row->>'v', ',' ORDER BY id) FROM pgferry.journal"), "kept,new");
+}
+
+TEST_F(Setup, LockTimeoutWhileRemovingATableKeepsItsCapture) {
+  on_both(kTables);
+  ASSERT_EQ(pgferry("setup", write_config("  - public.a\n  - public.b\n")).exit_code, 0);
+  PgClient src = source();
+  src.exec("INSERT INTO b VALUES (1, 'pending')");
+  const std::string before = catalog_snapshot(src);
+  PgClient blocker = source();
+  blocker.exec("BEGIN; LOCK TABLE public.b IN ACCESS EXCLUSIVE MODE");
+  const CliResult r = pgferry("setup", write_config("  - public.a\n"), {"--lock-timeout", "1s"});
+  blocker.exec("ROLLBACK");
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_NE(r.err.find("lock timeout"), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find("retry with a longer --lock-timeout"), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find("setup rolled back on the source"), std::string::npos) << r.all();
+  EXPECT_EQ(catalog_snapshot(src), before);
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "1");
+  EXPECT_EQ(triggers_on(src, "public.b"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
+}
+
+TEST_F(Setup, ForgetsATableThatWasDroppedAndRemovedFromTheConfig) {
+  on_both(kTables);
+  ASSERT_EQ(pgferry("setup", write_config("  - public.a\n  - public.b\n")).exit_code, 0);
+  PgClient src = source();
+  src.exec("INSERT INTO b VALUES (1, 'gone'); DROP TABLE public.b");
+  const CliResult r = pgferry("setup", write_config("  - public.a\n"));
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("source: public.b is no longer configured: removing its capture and 1 unapplied journal row(s)"),
+            std::string::npos)
+      << r.all();
+  EXPECT_EQ(src.scalar("SELECT string_agg(source_table, ',') FROM pgferry.captured_table"), "\"public\".\"a\"");
+  EXPECT_EQ(src.scalar("SELECT string_agg(proname, ',') FROM pg_proc WHERE pronamespace = 'pgferry'::regnamespace"),
+            "capture_1");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "0");
+}
+
+TEST_F(Setup, KeepsReplicationProgressUnlessTheTargetTableChanges) {
+  on_both(kTables);
+  target().exec("CREATE TABLE public.a2 (id int PRIMARY KEY, v text, status text)");
+  const std::string config = write_config("  - public.a\n");
+  ASSERT_EQ(pgferry("setup", config).exit_code, 0);
+  PgClient tgt = target();
+  tgt.exec("UPDATE pgferry.table_state SET status = 'streaming', snapshot_rows = 42, rows_applied = 7");
+  const char* state = "SELECT target_table || ' ' || status || ' ' || snapshot_rows FROM pgferry.table_state";
+  const CliResult again = pgferry("setup", config);
+  ASSERT_EQ(again.exit_code, 0) << again.all();
+  EXPECT_EQ(tgt.scalar(state), "\"public\".\"a\" streaming 42");
+  // A different target table needs a fresh initial copy.
+  const CliResult moved = pgferry("setup", write_config("  - name: public.a\n    target: public.a2\n"));
+  ASSERT_EQ(moved.exit_code, 0) << moved.all();
+  EXPECT_NE(moved.out.find("target: public.a -> public.a2: target changed, initial copy reset"), std::string::npos)
+      << moved.all();
+  EXPECT_EQ(tgt.scalar(state), "\"public\".\"a2\" pending 0");
+}
+
+TEST_F(Setup, TurningTruncateOffRemovesTheTruncateTrigger) {
+  on_both(kTables);
+  ASSERT_EQ(pgferry("setup", write_config("  - public.a\n")).exit_code, 0);
+  const CliResult r = pgferry("setup", write_config("  - name: public.a\n    truncate: false\n"));
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("public.a: capture reinstalled: configuration changed"), std::string::npos) << r.all();
+  PgClient src = source();
+  EXPECT_EQ(triggers_on(src, "public.a"), std::vector<std::string>{"pgferry_capture"});
+  src.exec("INSERT INTO a VALUES (1, 'x', 's'); TRUNCATE a");
+  EXPECT_EQ(src.scalar("SELECT string_agg(op::text, ',' ORDER BY id) FROM pgferry.journal"), "I");
+}
+
+TEST_F(Setup, ZeroLockTimeoutIsRefused) {
+  // PostgreSQL reads lock_timeout = 0 as "wait forever"; setup refuses it before touching anything.
+  on_both(kTables);
+  PgClient blocker = source();
+  blocker.exec("BEGIN; LOCK TABLE public.a IN ACCESS EXCLUSIVE MODE");
+  const std::string config = write_config("  - public.a\n");
+  const CliResult r =
+      run_pgferry({"setup", "-c", config, "--lock-timeout", "0s"}, {{"PGFERRY_LOG_FORMAT", "text"}}, 30);
+  blocker.exec("ROLLBACK");
+  EXPECT_EQ(r.exit_code, 2) << r.all();
+  EXPECT_NE(r.err.find("--lock-timeout: '0s' would make PostgreSQL wait for locks forever"), std::string::npos)
+      << r.all();
+  EXPECT_EQ(source().scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgferry'"), "0");
+  EXPECT_EQ(target().scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgferry'"), "0");
+}
+
+TEST_F(Setup, WaitingTooLongForAnotherSetupExplainsWhatToDo) {
+  on_both(kTables);
+  // Another setup or teardown holds pgferry's setup lock (lock class 'pgfr', key 2) on the source.
+  PgClient other = source();
+  other.scalar("SELECT pg_advisory_lock(1885824626, 2)");
+  const CliResult r = pgferry("setup", write_config("  - public.a\n"), {"--lock-timeout", "1s"});
+  other.scalar("SELECT pg_advisory_unlock(1885824626, 2)");
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_NE(r.err.find("another pgferry setup or teardown is working on this database"), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find("fix: wait for it to finish"), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find("--lock-timeout longer than 1s"), std::string::npos) << r.all();
+  EXPECT_EQ(source().scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgferry'"), "0");
 }
 
 }  // namespace

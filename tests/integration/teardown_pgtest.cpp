@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "support/fixture.hpp"
 
@@ -87,6 +88,75 @@ TEST_F(Teardown, IsHarmlessTwiceAndSetupWorksAgainAfterwards) {
   source().exec("INSERT INTO a VALUES (9, 'new')");
   EXPECT_EQ(source().scalar("SELECT count(*) FROM pgferry.journal"), "1");
   EXPECT_EQ(pgferry("check", config_).exit_code, 0);
+}
+
+TEST_F(Teardown, DropsEveryTriggerThatCallsAPgferryFunctionAndLeavesTheTargetAlone) {
+  PgClient src = source();
+  // A trigger someone attached by hand to a table pgferry was never told about.
+  src.exec(
+      "CREATE TABLE public.other (id int PRIMARY KEY); CREATE TRIGGER handmade AFTER INSERT ON public.other "
+      "FOR EACH ROW EXECUTE FUNCTION " +
+      src.scalar("SELECT function_name FROM pgferry.captured_table WHERE source_table = '\"public\".\"a\"'") + "()");
+  PgClient tgt = target();
+  const std::string target_before = tgt.scalar(
+                                        "SELECT string_agg(table_state::text, ';' ORDER BY source_table) "
+                                        "FROM pgferry.table_state") +
+                                    tgt.scalar(
+                                        "SELECT string_agg(version::text || applied_at::text, ';') "
+                                        "FROM pgferry.schema_version");
+  const CliResult r = pgferry("teardown", config_, {"--yes"});
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("source: dropped trigger handmade on public.other"), std::string::npos) << r.all();
+  EXPECT_NE(r.out.find("3 unapplied change(s) discarded"), std::string::npos) << r.all();
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+                       "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pgferry'"),
+            "0");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"), "0");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_class WHERE relkind = 'S'"), "0");
+  src.exec("INSERT INTO public.other VALUES (1)");
+  EXPECT_EQ(tgt.scalar("SELECT string_agg(table_state::text, ';' ORDER BY source_table) FROM pgferry.table_state") +
+                tgt.scalar("SELECT string_agg(version::text || applied_at::text, ';') FROM pgferry.schema_version"),
+            target_before);
+}
+
+class TeardownWithoutSetup : public SourceTargetTest {};
+
+TEST_F(TeardownWithoutSetup, HasNothingToDoAndCreatesNothing) {
+  on_both(kTables);
+  const std::string config = write_config("  - public.a\n");
+  for (const bool include_target : {false, true}) {
+    std::vector<std::string> args{"--yes"};
+    if (include_target) args.emplace_back("--include-target");
+    const CliResult r = pgferry("teardown", config, args);
+    EXPECT_EQ(r.exit_code, 0) << r.all();
+    EXPECT_NE(r.out.find("pgferry is not installed: nothing to remove"), std::string::npos) << r.all();
+  }
+  // Without --yes too: there is nothing to confirm.
+  const CliResult unconfirmed = pgferry("teardown", config);
+  EXPECT_EQ(unconfirmed.exit_code, 0) << unconfirmed.all();
+  PgClient src = source();
+  PgClient tgt = target();
+  EXPECT_EQ(pgferry_objects(src), "0 0 0 0");
+  EXPECT_EQ(pgferry_objects(tgt), "0 0 0 0");
+}
+
+TEST_F(Teardown, GivesUpOnALockInsteadOfBlockingWriters) {
+  // A long application transaction holds a lock on a captured table. DROP TRIGGER queued behind
+  // it would block every new writer of the table; teardown waits only --lock-timeout, then rolls
+  // back and says why.
+  PgClient app = source();
+  app.exec("BEGIN; UPDATE a SET v = 'busy' WHERE id = 1");
+  const CliResult r = pgferry("teardown", config_, {"--yes", "--lock-timeout", "1s"});
+  app.exec("ROLLBACK");
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_NE(r.err.find("a long-running transaction holds a lock"), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find("nothing was removed"), std::string::npos) << r.all();
+  EXPECT_EQ(r.out.find("dropped trigger"), std::string::npos) << r.all();
+  PgClient src = source();
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "3");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "4");
+  // Once the transaction is gone, teardown goes through.
+  EXPECT_EQ(pgferry("teardown", config_, {"--yes"}).exit_code, 0);
 }
 
 }  // namespace
