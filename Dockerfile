@@ -1,0 +1,52 @@
+# pgferry container image.
+#   docker build -t pgferry .
+#   docker run --rm -v "$PWD/pgferry.yaml:/etc/pgferry/pgferry.yaml:ro" pgferry check -c /etc/pgferry/pgferry.yaml
+# The build stage uses the same scripts/install-deps and CMake commands as CI (scripts/test);
+# the runtime stage holds the binary, the shared libraries it links and CA certificates (for
+# sslmode=verify-full), and runs as an unprivileged user. The SQL it installs is compiled into
+# the binary, so no other file is needed.
+
+# ---- build -------------------------------------------------------------------------------------
+FROM debian:bookworm AS build
+WORKDIR /src
+COPY . .
+RUN ./scripts/install-deps \
+ && rm -rf /var/lib/apt/lists/*
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPGFERRY_BUILD_TESTS=OFF \
+ && cmake --build build -j"$(nproc)" \
+ && cmake --install build --prefix /usr/local
+
+# ---- runtime -----------------------------------------------------------------------------------
+FROM debian:bookworm-slim
+# Exactly the Debian 12 packages holding the libraries the binary is linked against (its
+# DT_NEEDED entries: `readelf -d pgferry | grep NEEDED`, then `dpkg -S` on each file):
+#   libpq.so.5 -> libpq5            libyaml-cpp.so.0.7 -> libyaml-cpp0.7
+#   libspdlog.so.1.10 -> libspdlog1.10   libfmt.so.9 -> libfmt9
+#   libstdc++.so.6 -> libstdc++6    (libgcc_s, libm, libc: libgcc-s1, libc6, already in the base)
+# apt pulls in their own dependencies (OpenSSL, Kerberos, LDAP for libpq). When the binary starts
+# linking more (libuv1, libsimdjson14, libprometheus-cpp-core1.0 for `pgferry run`), add them
+# here: the ldd check below fails the build until then.
+RUN apt-get update -q \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      ca-certificates \
+      libpq5 \
+      libyaml-cpp0.7 \
+      libspdlog1.10 \
+      libfmt9 \
+      libstdc++6 \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /usr/local/bin/pgferry /usr/local/bin/pgferry
+RUN if ldd /usr/local/bin/pgferry | grep 'not found'; then \
+      echo "pgferry links a library this image lacks (above): add its package" >&2; exit 1; \
+    fi \
+ && pgferry --version \
+ && useradd --system --create-home --home-dir /home/pgferry --shell /usr/sbin/nologin --uid 10001 pgferry \
+ && mkdir -p /etc/pgferry
+
+USER pgferry
+WORKDIR /home/pgferry
+# Metrics and health (`http.listen`); 127.0.0.1 would be unreachable from outside the container.
+ENV PGFERRY_HTTP_LISTEN=0.0.0.0:9187
+EXPOSE 9187
+ENTRYPOINT ["pgferry"]
+CMD ["run"]

@@ -1,0 +1,86 @@
+# shellcheck shell=bash
+# Shared helpers for the benchmark scripts in bench/: throwaway PostgreSQL clusters, psql
+# shortcuts and small statistics. Source it; it defines functions and a few variables only.
+#
+# Clusters listen on 127.0.0.1 only (no Unix socket), trust local connections, and belong to
+# the postgres user when the script runs as root (PostgreSQL refuses to run as root).
+
+PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir)}
+
+die() { printf '%s: error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
+note() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
+
+# Runs a server-side command as the owner of the clusters.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# Succeeds when something accepts TCP connections on 127.0.0.1:$1.
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Prints the first port at or above $1 that is free, with the next one free too when $2 is 2.
+free_port() {
+  local port=$1 want=${2:-1}
+  while [ "$port" -lt 65000 ]; do
+    if ! port_in_use "$port" && { [ "$want" -lt 2 ] || ! port_in_use $((port + 1)); }; then
+      echo "$port"; return 0
+    fi
+    port=$((port + want))
+  done
+  return 1
+}
+
+# cluster_init DATADIR PORT [postgresql.conf lines...]: a fresh cluster, trust auth, TCP only.
+cluster_init() {
+  local datadir=$1 port=$2; shift 2
+  mkdir -p "$datadir"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$datadir"
+  chmod 700 "$datadir"
+  as_pg "$PG_BINDIR/initdb" -D "$datadir" -U postgres --auth=trust --encoding=UTF8 \
+    --locale=C.UTF-8 >"$datadir.initdb.log" 2>&1 \
+    || { cat "$datadir.initdb.log" >&2; die "initdb $datadir failed"; }
+  {
+    echo "# Added by ${0##*/}."
+    echo "port = $port"
+    echo "listen_addresses = '127.0.0.1'"
+    echo "unix_socket_directories = ''"
+    local line
+    for line in "$@"; do echo "$line"; done
+  } | as_pg tee -a "$datadir/postgresql.conf" >/dev/null
+}
+
+# cluster_start DATADIR: starts it and waits until it accepts connections.
+cluster_start() {
+  as_pg "$PG_BINDIR/pg_ctl" -D "$1" -l "$1.log" -w -t 60 start >/dev/null \
+    || { tail -n 30 "$1.log" >&2; die "could not start the cluster in $1 (log above)"; }
+}
+
+# cluster_stop DATADIR: fast shutdown, quietly; nothing to do when it is not running.
+cluster_stop() {
+  [ -f "$1/postmaster.pid" ] || return 0
+  as_pg "$PG_BINDIR/pg_ctl" -D "$1" -m fast -w -t 60 stop >/dev/null 2>&1 \
+    || as_pg "$PG_BINDIR/pg_ctl" -D "$1" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
+# q PORT SQL...: runs SQL in database app as postgres, unaligned, tuples only, stops on error.
+q() {
+  local port=$1; shift
+  psql -X -q -v ON_ERROR_STOP=1 -At -h 127.0.0.1 -p "$port" -U postgres -d app -c "$*"
+}
+
+# median VALUES...: the median (mean of the middle two for an even count), printed with
+# MEDIAN_FORMAT (default %.1f).
+median() {
+  printf '%s\n' "$@" | sort -g | awk -v fmt="${MEDIAN_FORMAT:-%.1f}\n" '{ v[NR] = $1 } END {
+    if (NR == 0) exit 1
+    if (NR % 2) printf fmt, v[(NR + 1) / 2]
+    else printf fmt, (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+min_of() { printf '%s\n' "$@" | sort -g | head -n 1; }
+max_of() { printf '%s\n' "$@" | sort -g | tail -n 1; }
