@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace pgferry {
@@ -26,6 +29,37 @@ TEST(Assets, EmbedsMigrationsAndTriggerTemplateSortedByPath) {
   const auto it = std::find_if(all.begin(), all.end(), [](const auto& a) { return a.path == "triggers/capture.sql"; });
   ASSERT_NE(it, all.end());
   EXPECT_NE(it->text.find("$pgferry_capture$"), std::string_view::npos);
+}
+
+TEST(Assets, PathsAreUniqueSqlFilesUnderKnownFolders) {
+  const auto& all = assets::all();
+  ASSERT_FALSE(all.empty());
+  EXPECT_EQ(&all, &assets::all());  // One table for the whole process.
+  for (size_t i = 0; i < all.size(); ++i) {
+    const std::string path(all[i].path);
+    EXPECT_TRUE(path.ends_with(".sql")) << path;
+    EXPECT_TRUE(path.starts_with("migrations/source/") || path.starts_with("migrations/target/") ||
+                path.starts_with("triggers/"))
+        << path;
+    EXPECT_FALSE(all[i].text.empty()) << path;
+    if (i > 0) {
+      EXPECT_NE(all[i - 1].path, all[i].path);
+    }
+  }
+}
+
+TEST(Assets, TextMatchesTheFilesInTheSourceTree) {
+  // This file is tests/unit/assets_test.cpp; the embedded paths are relative to the project root.
+  const std::filesystem::path root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+  if (!std::filesystem::exists(root / "triggers" / "capture.sql")) {
+    GTEST_SKIP() << "source tree not found next to " << __FILE__;
+  }
+  for (const auto& a : assets::all()) {
+    std::ifstream in(root / std::string(a.path), std::ios::binary);
+    ASSERT_TRUE(in) << a.path;
+    const std::string on_disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(a.text, on_disk) << a.path;
+  }
 }
 
 }  // namespace

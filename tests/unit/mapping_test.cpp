@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace pgferry {
 namespace {
@@ -178,6 +180,117 @@ TEST(Mapping, OddColumnNamesAreQuotedInMessages) {
   const auto r = resolve_table(cfg, users_table(), users_table(), no_casts);
   const std::string text = problems_of(r);
   EXPECT_NE(text.find("\"Odd Col\""), std::string::npos) << text;
+}
+
+TEST(Mapping, CastCheckIsAskedAboutBaseTypes) {
+  TableInfo source = users_table();
+  source.columns[3] = column("score", "integer");
+  TableInfo target = users_table();
+  target.columns[3] = column("score", "numeric", 'N');
+  target.columns[3].type = "numeric(10,2)";
+  std::vector<std::pair<std::string, std::string>> asked;
+  const auto r = resolve_table(users_config(), source, target, [&](const std::string& s, const std::string& t) {
+    asked.emplace_back(s, t);
+    return true;
+  });
+  EXPECT_TRUE(r.problems.empty()) << problems_of(r);
+  ASSERT_EQ(asked.size(), 1U);
+  EXPECT_EQ(asked[0], (std::pair<std::string, std::string>{"integer", "numeric"}));
+  ASSERT_EQ(r.notes.size(), 1U);
+  EXPECT_NE(r.notes[0].find("public.users.score (integer) is written to public.chat_users.score (numeric(10,2))"),
+            std::string::npos)
+      << r.notes[0];
+}
+
+TEST(Mapping, RefusedCastIsAProblemWithAFix) {
+  TableInfo target = users_table();
+  target.columns[0] = column("id", "uuid", 'U');
+  const auto r = resolve_table(users_config(), users_table(), target, no_casts);
+  ASSERT_EQ(r.problems.size(), 1U) << problems_of(r);
+  EXPECT_NE(r.problems[0].message.find("PostgreSQL has no assignment cast from bigint to uuid"), std::string::npos)
+      << r.problems[0].message;
+  EXPECT_NE(r.problems[0].fix.find("change the target column's type"), std::string::npos);
+  // Without a cast checker at all the answer is still "no", not a crash.
+  const auto unchecked = resolve_table(users_config(), users_table(), target, AssignmentCastCheck{});
+  EXPECT_EQ(unchecked.problems.size(), 1U) << problems_of(unchecked);
+}
+
+TEST(Mapping, SameTypesNeedNoCastCheck) {
+  const auto r = resolve_table(users_config(), users_table(), users_table(),
+                               [](const std::string& s, const std::string& t) -> bool {
+                                 ADD_FAILURE() << "asked about " << s << " -> " << t;
+                                 return false;
+                               });
+  EXPECT_TRUE(r.problems.empty()) << problems_of(r);
+  EXPECT_TRUE(r.notes.empty());
+}
+
+TEST(Mapping, RequiredTargetColumnsAreFineWhenFilledOrDefaulted) {
+  TableConfig cfg = users_config();
+  cfg.columns = {{"id", "id"}, {"first_name", "first_name"}};
+  TableInfo target = users_table();
+  target.columns[1].not_null = true;     // first_name: NOT NULL but replicated
+  target.columns[2].not_null = true;     // status: NOT NULL with a default
+  target.columns[2].has_default = true;  //
+  target.columns[3].generated = true;    // score: generated, not written
+  target.columns[3].has_default = true;  //
+  const auto r = resolve_table(cfg, users_table(), target, no_casts);
+  EXPECT_TRUE(r.problems.empty()) << problems_of(r);
+}
+
+TEST(Mapping, CompositeKeysMapInKeyOrder) {
+  TableInfo source = users_table();
+  source.columns.insert(source.columns.begin(), column("tenant", "integer"));
+  source.primary_key = {"tenant", "id"};
+  TableConfig cfg = users_config();
+  cfg.columns = {{"id", "user_id"}, {"tenant", "org"}, {"first_name", "first_name"}};
+  TableInfo target;
+  target.exists = true;
+  target.columns = {column("org", "integer"), column("user_id", "bigint"), column("first_name", "text", 'S')};
+  target.unique_keys = {{"first_name"}, {"user_id", "org"}};  // Any column order; not the primary key.
+  const auto r = resolve_table(cfg, source, target, no_casts);
+  EXPECT_TRUE(r.problems.empty()) << problems_of(r);
+  EXPECT_EQ(r.source_key, (std::vector<std::string>{"tenant", "id"}));
+  EXPECT_EQ(r.target_key, (std::vector<std::string>{"org", "user_id"}));
+}
+
+TEST(Mapping, TargetKeyWiderThanTheSourceKeyIsAProblem) {
+  TableInfo target = users_table();
+  target.primary_key = {"id", "score"};
+  const auto r = resolve_table(users_config(), users_table(), target, no_casts);
+  ASSERT_EQ(r.problems.size(), 1U) << problems_of(r);
+  EXPECT_NE(r.problems[0].message.find("target table public.chat_users has no primary key or unique index on (id)"),
+            std::string::npos)
+      << r.problems[0].message;
+  EXPECT_EQ(r.problems[0].fix, "ALTER TABLE \"public\".\"chat_users\" ADD PRIMARY KEY (\"id\")");
+}
+
+TEST(Mapping, MissingColumnsOnBothSidesAreReportedTogether) {
+  TableConfig cfg = users_config();
+  cfg.columns = {{"id", "id"}, {"ghost", "ghost"}, {"first_name", "phantom"}};
+  const auto r = resolve_table(cfg, users_table(), users_table(), no_casts);
+  ASSERT_EQ(r.problems.size(), 2U) << problems_of(r);
+  EXPECT_NE(r.problems[0].message.find("pgferry.yaml:4 tables[0]: column(s) ghost do not exist on the source"),
+            std::string::npos)
+      << r.problems[0].message;
+  EXPECT_NE(r.problems[1].message.find("missing column(s) ghost, phantom"), std::string::npos) << r.problems[1].message;
+  EXPECT_NE(r.problems[1].fix.find("map to existing columns"), std::string::npos) << r.problems[1].fix;
+}
+
+TEST(Mapping, MissingSourceTableStillChecksTheTarget) {
+  TableInfo absent;
+  const auto r = resolve_table(users_config(), absent, users_table(), no_casts);
+  ASSERT_EQ(r.problems.size(), 1U) << problems_of(r);
+  EXPECT_NE(r.problems[0].message.find("source table public.users"), std::string::npos);
+  EXPECT_TRUE(r.columns.empty());
+}
+
+TEST(Mapping, EnumIntoTextNeedsNoLabels) {
+  TableInfo source = users_table();
+  source.columns[2] = column("status", "mood", 'E');
+  source.columns[2].enum_labels = {"active", "gone"};
+  const auto r = resolve_table(users_config(), source, users_table(), no_casts);
+  EXPECT_TRUE(r.problems.empty()) << problems_of(r);
 }
 
 }  // namespace

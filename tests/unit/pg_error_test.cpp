@@ -45,5 +45,39 @@ TEST(PgError, RemediesHaveStableNames) {
   EXPECT_EQ(remedy_name(Remedy::Fatal), "fatal");
 }
 
+TEST(PgError, SpecificCodesOverrideTheirClass) {
+  EXPECT_EQ(remedy_for("42501"), Remedy::StopTable);         // insufficient_privilege
+  EXPECT_EQ(remedy_for("57014"), Remedy::RetryTransaction);  // query_canceled, not "operator intervention"
+  EXPECT_EQ(remedy_for("55P03"), Remedy::RetryTransaction);  // lock_not_available, while 55000 is fatal
+  EXPECT_EQ(remedy_for("25006"), Remedy::Reconnect);         // read-only: failed over to a standby
+  EXPECT_EQ(remedy_for("25P02"), Remedy::Fatal);             // in_failed_sql_transaction: a bug
+  EXPECT_EQ(remedy_for("57000"), Remedy::Reconnect);
+}
+
+TEST(PgError, MalformedSqlstateMeansTheConnectionIsSuspect) {
+  for (const char* code : {"4", "4000", "400010", "08"}) {
+    EXPECT_EQ(remedy_for(code), Remedy::Reconnect) << "[" << code << "]";
+  }
+}
+
+TEST(PgError, AuthenticationAndCatalogErrorsAreFatal) {
+  for (const char* code : {"28P01", "28000", "3D000", "3F000", "2D000", "XX002", "P0002", "F0000", "HV000"}) {
+    EXPECT_EQ(remedy_for(code), Remedy::Fatal) << code;
+  }
+}
+
+TEST(PgError, EveryRemedyHasADistinctName) {
+  const Remedy all[] = {Remedy::Reconnect, Remedy::RetryTransaction, Remedy::QuarantineRow, Remedy::StopTable,
+                        Remedy::Fatal};
+  for (const Remedy a : all) {
+    EXPECT_FALSE(remedy_name(a).empty());
+    for (const Remedy b : all) {
+      if (a != b) {
+        EXPECT_NE(remedy_name(a), remedy_name(b));
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pgferry

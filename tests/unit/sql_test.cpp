@@ -98,5 +98,60 @@ TEST(Sql, QuoteIdentListJoinsWithCommas) {
   EXPECT_EQ(quote_ident_list({}), "");
 }
 
+TEST(Sql, UnquotedNamesFoldOnlyAsciiLetters) {
+  EXPECT_EQ(*parse_identifier("naïve_表"), "naïve_表");
+  EXPECT_EQ(*parse_identifier("NAÏVE"), "naÏve");  // PostgreSQL folds only ASCII in multibyte encodings.
+  EXPECT_EQ(*parse_qualified_name("Sales.\"Q1 Report\""), (QualifiedName{"sales", "Q1 Report"}));
+  EXPECT_EQ(*parse_qualified_name("\"Sales\".q1"), (QualifiedName{"Sales", "q1"}));
+}
+
+TEST(Sql, UnquotedNamesLongerThanSixtyThreeBytesAreRejected) {
+  const std::string limit(63, 'a');
+  EXPECT_EQ(*parse_identifier(limit), limit);
+  auto too_long = parse_identifier(limit + "a");
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(too_long.error().describe().find("63-byte"), std::string::npos) << too_long.error().describe();
+}
+
+TEST(Sql, RejectionsQuoteTheInputAndOfferAFix) {
+  for (const char* bad :
+       {"x; DROP TABLE y", "\"a\"b", "a.\"b\"c", " users", "public . users", "\"\".t", "t.\"\"", "a-b", "a\"b\""}) {
+    auto r = parse_qualified_name(bad);
+    EXPECT_FALSE(r.ok()) << "accepted [" << bad << "]";
+    if (!r.ok()) {
+      EXPECT_EQ(r.error().kind, ErrorKind::Config);
+      EXPECT_NE(r.error().message.find(std::string("'") + bad + "'"), std::string::npos) << r.error().describe();
+      EXPECT_FALSE(r.error().fix.empty()) << r.error().describe();
+    }
+  }
+}
+
+TEST(Sql, ParseIdentifierRejectsQualifiedNames) {
+  auto r = parse_identifier("a.b");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("not a single name"), std::string::npos) << r.error().describe();
+  EXPECT_EQ(*parse_identifier("\"a.b\""), "a.b");
+}
+
+TEST(Sql, DisplayQuotesOnlyPartsThatNeedIt) {
+  EXPECT_EQ((QualifiedName{"Sales", "orders"}).display(), "\"Sales\".orders");
+  EXPECT_EQ((QualifiedName{"a.b", "c.d"}).display(), "\"a.b\".\"c.d\"");
+  EXPECT_EQ((QualifiedName{"public", "x; DROP TABLE y"}).display(), "public.\"x; DROP TABLE y\"");
+  EXPECT_EQ((QualifiedName{"public", "naïve_表"}).display(), "public.\"naïve_表\"");
+  EXPECT_EQ((QualifiedName{"public", "1st"}).display(), "public.\"1st\"");
+}
+
+TEST(Sql, PlainIdentifierRejectsPunctuation) {
+  for (const char* name : {"a.b", "a-b", "a;b", "a\"b", "a'b", "$a", " a", "a "}) {
+    EXPECT_FALSE(is_plain_identifier(name)) << name;
+  }
+  EXPECT_TRUE(is_plain_identifier("a1_b$"));
+}
+
+TEST(Sql, QuoteIdentListQuotesEveryHostileName) {
+  EXPECT_EQ(quote_ident_list({"x; DROP TABLE y", "it's", "\""}), "\"x; DROP TABLE y\", \"it's\", \"\"\"\"");
+  EXPECT_EQ(quote_ident_list({"only"}), "\"only\"");
+}
+
 }  // namespace
 }  // namespace pgferry::sql
