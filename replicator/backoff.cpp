@@ -10,7 +10,10 @@ std::chrono::milliseconds Backoff::ceiling() const {
   const double cap = static_cast<double>(policy_.cap.count());
   // Stop growing once past the cap, so the power never overflows.
   const double grown = initial * std::pow(policy_.multiplier, std::min<std::uint32_t>(attempts_, 64));
-  return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(cap, grown)));
+  // Compared as doubles, returned without a round trip through double when the cap applies: a cap
+  // near milliseconds::max() is not exactly representable, and converting it back overflows.
+  if (!(grown < cap)) return policy_.cap;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(grown));
 }
 
 std::chrono::milliseconds Backoff::next(double unit_interval) {

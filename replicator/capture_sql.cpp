@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <map>
 #include <string_view>
 
 #include "assets.hpp"
@@ -82,26 +84,55 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
   CaptureDdl ddl;
   ddl.function_name = "pgferry." + sql::quote_ident(function_name_for(spec.table_id));
 
-  std::string fn(capture_template());
-  fn = replace_all(std::move(fn), "{{function}}", ddl.function_name);
-  fn = replace_all(std::move(fn), "{{table_id}}", std::to_string(spec.table_id));
-  fn = replace_all(std::move(fn), "{{listen_lock}}", fmt::format("{}, {}", kLockClass, kListenLock));
-  fn = replace_all(std::move(fn), "{{old_in}}", in_filter(spec.where, "OLD"));
-  fn = replace_all(std::move(fn), "{{new_in}}", in_filter(spec.where, "NEW"));
-  fn = replace_all(std::move(fn), "{{old_key}}", json_object(spec.key_columns, "OLD"));
-  fn = replace_all(
-      std::move(fn), "{{key_changed}}",
-      fmt::format("{} IS DISTINCT FROM {}", row_of(spec.key_columns, "NEW"), row_of(spec.key_columns, "OLD")));
+  // Every value is computed first and substituted in one pass over the template, so text inside a
+  // value (a column named "{{new_image}}") is never substituted again.
+  std::map<std::string, std::string, std::less<>> values = {
+      {"function", ddl.function_name},
+      {"table_id", std::to_string(spec.table_id)},
+      {"listen_lock", fmt::format("{}, {}", kLockClass, kListenLock)},
+      {"old_in", in_filter(spec.where, "OLD")},
+      {"new_in", in_filter(spec.where, "NEW")},
+      {"old_key", json_object(spec.key_columns, "OLD")},
+      {"key_changed",
+       fmt::format("{} IS DISTINCT FROM {}", row_of(spec.key_columns, "NEW"), row_of(spec.key_columns, "OLD"))},
+  };
   if (spec.columns.empty()) {
-    fn = replace_all(std::move(fn), "{{new_image}}", "to_jsonb(NEW)");
+    values["new_image"] = "to_jsonb(NEW)";
     // Comparing text forms catches every visible change, including types without an equality
     // operator (json, point) and changes equality ignores (1.0 -> 1.00).
-    fn = replace_all(std::move(fn), "{{row_changed}}", "NEW::text IS DISTINCT FROM OLD::text");
+    values["row_changed"] = "NEW::text IS DISTINCT FROM OLD::text";
   } else {
-    fn = replace_all(std::move(fn), "{{new_image}}", json_object(spec.columns, "NEW"));
-    fn = replace_all(
-        std::move(fn), "{{row_changed}}",
-        fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.columns, "NEW"), row_of(spec.columns, "OLD")));
+    values["new_image"] = json_object(spec.columns, "NEW");
+    values["row_changed"] =
+        fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.columns, "NEW"), row_of(spec.columns, "OLD"));
+  }
+  // The body is dollar-quoted. Identifiers may contain '$', so a column named
+  // 'x$pgferry_capture$ ...' could end the quote early: pick a tag no value contains.
+  std::string tag = "$pgferry_capture$";
+  for (int n = 1; std::any_of(values.begin(), values.end(),
+                              [&](const auto& kv) { return kv.second.find(tag) != std::string::npos; });
+       ++n) {
+    tag = fmt::format("$pgferry_capture_{}$", n);
+  }
+  const std::string tmpl = replace_all(std::string(capture_template()), "$pgferry_capture$", tag);
+  std::string fn;
+  size_t pos = 0;
+  for (;;) {
+    const auto open = tmpl.find("{{", pos);
+    const auto close = open == std::string::npos ? std::string::npos : tmpl.find("}}", open + 2);
+    if (close == std::string::npos) {
+      fn.append(tmpl, pos);
+      break;
+    }
+    const auto it = values.find(std::string_view(tmpl).substr(open + 2, close - open - 2));
+    if (it == values.end()) {  // Not a placeholder (the template's comments mention "{{...}}").
+      fn.append(tmpl, pos, open + 2 - pos);
+      pos = open + 2;
+      continue;
+    }
+    fn.append(tmpl, pos, open - pos);
+    fn += it->second;
+    pos = close + 2;
   }
   ddl.statements.push_back(std::move(fn));
 

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -72,6 +73,11 @@ class Parser {
   // Where a node is, for messages: "pgferry.yaml:12" or "environment variable PGFERRY_SOURCE".
   std::string where(const YAML::Node& node, const std::string& key) const {
     if (auto it = env_keys_.find(key); it != env_keys_.end()) return "environment variable " + it->second;
+    // Keys inside a list that came from PGFERRY_TABLES: "environment variable PGFERRY_TABLES: tables[0].name".
+    if (key.rfind("tables[", 0) == 0) {
+      if (auto it = env_keys_.find("tables"); it != env_keys_.end())
+        return "environment variable " + it->second + ": " + key;
+    }
     std::string out = origin_;
     if (node.IsDefined() && node.Mark().line >= 0) out += fmt::format(":{}", node.Mark().line + 1);
     if (!key.empty()) out += ": " + key;
@@ -138,8 +144,14 @@ class Parser {
   }
 
   Status known_keys(const YAML::Node& map, const std::string& prefix, const std::vector<std::string>& keys) const {
+    std::set<std::string, std::less<>> seen;
     for (const auto& kv : map) {
       const auto key = kv.first.as<std::string>("");
+      // yaml-cpp keeps both copies of a repeated key and lookups return the first: a silent trap.
+      if (!seen.insert(key).second) {
+        return error(kv.first, prefix + key, fmt::format("'{}{}' is given twice", prefix, key),
+                     "keep one of them (the first one would win silently)");
+      }
       if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
       std::string fix = "allowed keys here: " + join(keys);
       for (const auto& k : keys) {
@@ -597,6 +609,17 @@ Status check_filter_syntax(std::string_view filter) {
   for (size_t i = 0; i < filter.size(); ++i) {
     const char c = filter[i];
     if (c != ' ' && c != '\t' && c != '\n' && c != '\r') only_space = false;
+    // E'...' strings take backslash escapes: E'\'' is one quote, not the end of the string.
+    const bool escape_string = c == '\'' && i > 0 && (filter[i - 1] == 'E' || filter[i - 1] == 'e') &&
+                               (i == 1 || !(std::isalnum(static_cast<unsigned char>(filter[i - 2])) ||
+                                            filter[i - 2] == '_' || filter[i - 2] == '"'));
+    if (escape_string) {
+      size_t j = i + 1;
+      while (j < filter.size() && filter[j] != '\'') j += filter[j] == '\\' ? 2 : 1;
+      if (j >= filter.size()) return bad("unterminated single quote");
+      i = j;
+      continue;
+    }
     if (c == '\'' || c == '"') {
       const auto end = filter.find(c, i + 1);
       if (end == std::string_view::npos)

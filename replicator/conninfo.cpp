@@ -11,7 +11,8 @@ constexpr std::string_view kMask = "****";
 
 bool is_uri(std::string_view s) { return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0; }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+// libpq splits keyword/value pairs on isspace() in the C locale: \f and \v count too.
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 // One key=value pair of a keyword/value conninfo, with the value's byte range in the input.
 struct Pair {
@@ -103,9 +104,11 @@ void uri_passwords(std::string_view uri, std::vector<std::pair<size_t, size_t>>*
       size_t amp = uri.find('&', i);
       if (amp == std::string_view::npos) amp = uri.size();
       const auto param = uri.substr(i, amp - i);
-      if (param.rfind("password=", 0) == 0) {
-        ranges->emplace_back(i + 9, amp);
-        values->push_back(percent_decode(param.substr(9)));
+      // libpq percent-decodes keywords as well as values: pass%77ord= is password=.
+      const auto eq = param.find('=');
+      if (eq != std::string_view::npos && percent_decode(param.substr(0, eq)) == "password") {
+        ranges->emplace_back(i + eq + 1, amp);
+        values->push_back(percent_decode(param.substr(eq + 1)));
       }
       i = amp + 1;
     }

@@ -51,9 +51,8 @@ TEST(Assets, PathsAreUniqueSqlFilesUnderKnownFolders) {
 TEST(Assets, TextMatchesTheFilesInTheSourceTree) {
   // This file is tests/unit/assets_test.cpp; the embedded paths are relative to the project root.
   const std::filesystem::path root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-  if (!std::filesystem::exists(root / "triggers" / "capture.sql")) {
-    GTEST_SKIP() << "source tree not found next to " << __FILE__;
-  }
+  ASSERT_TRUE(std::filesystem::exists(root / "triggers" / "capture.sql"))
+      << "source tree not found next to " << __FILE__;
   for (const auto& a : assets::all()) {
     std::ifstream in(root / std::string(a.path), std::ios::binary);
     ASSERT_TRUE(in) << a.path;

@@ -84,12 +84,6 @@ TEST(Backoff, JitterIsUniformUnderTheCeiling) {
 TEST(Backoff, UnboundedCapNeverOverflows) {
   Backoff b(BackoffPolicy{.initial = milliseconds(100), .cap = milliseconds::max(), .multiplier = 2.0});
   for (int i = 0; i < 1000; ++i) (void)b.next(0.5);
-  if (b.ceiling() <= milliseconds(0)) {
-    GTEST_SKIP() << "BUG: Backoff::ceiling (backoff.cpp:13) converts min(cap, grown) as a double back to int64; "
-                    "with cap = milliseconds::max() the double is 2^63, out of range (undefined behaviour), and "
-                    "ceiling() returned "
-                 << b.ceiling().count();
-  }
   EXPECT_GT(b.ceiling(), milliseconds(0));
   EXPECT_GE(b.next(0.5), milliseconds(1));
 }

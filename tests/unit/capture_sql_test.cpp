@@ -259,11 +259,6 @@ TEST(CaptureSql, PlaceholderLookalikesInNamesAndFiltersAreLeftAlone) {
   const std::string fn = render_capture(spec).statements[0];
   const bool name_kept = fn.find("jsonb_build_object('{{new_image}}', OLD.\"{{new_image}}\")") != std::string::npos;
   const bool filter_kept = fn.find("(SELECT (note <> '{{row_changed}}') FROM (SELECT OLD.*)") != std::string::npos;
-  if (!name_kept || !filter_kept) {
-    GTEST_SKIP() << "BUG: render_capture (capture_sql.cpp:85-104) substitutes placeholders one after another over "
-                    "the whole text, so a column name or filter containing '{{new_image}}' or '{{row_changed}}' "
-                    "inserted by an earlier substitution is rewritten by a later one";
-  }
   EXPECT_TRUE(name_kept);
   EXPECT_TRUE(filter_kept);
 }
@@ -280,11 +275,6 @@ TEST(CaptureSql, ColumnNamesCannotEndTheDollarQuotedBody) {
   const auto close = fn.find(tag, tag_end + 1);
   ASSERT_NE(close, std::string::npos);
   const bool closes_at_end = fn.find_first_not_of("; \n", close + tag.size()) == std::string::npos;
-  if (!closes_at_end) {
-    GTEST_SKIP() << "BUG: capture_sql.cpp renders the function body as a fixed $pgferry_capture$ dollar quote "
-                    "(triggers/capture.sql), and quote_ident/quote_literal do not escape '$', so a source column "
-                    "named 'x$pgferry_capture$; ...' closes the body early and the rest runs as SQL in setup";
-  }
   EXPECT_TRUE(closes_at_end);
 }
 

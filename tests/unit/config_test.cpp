@@ -272,11 +272,6 @@ TEST(Config, ErrorsInsidePgferryTablesNameTheVariable) {
   const std::string message = config_failure(
       "", {{"PGFERRY_SOURCE", "dbname=a"}, {"PGFERRY_TARGET", "dbname=b"}, {"PGFERRY_TABLES", "[\"has space\"]"}});
   EXPECT_NE(message.find("has space"), std::string::npos) << message;
-  if (message.find("PGFERRY_TABLES") == std::string::npos) {
-    GTEST_SKIP() << "BUG: Parser::where (config.cpp:73-79) maps only the exact key 'tables' to PGFERRY_TABLES, so an "
-                    "error at tables[0].name from the environment is blamed on the file: "
-                 << message;
-  }
   EXPECT_NE(message.find("PGFERRY_TABLES"), std::string::npos) << message;
 }
 
@@ -425,21 +420,11 @@ TEST(Config, FilterCheckRejectsCommentsParametersAndEmptiness) {
 TEST(Config, FilterCheckSeesThroughEscapeStrings) {
   // E'\'' is one string holding a quote, so the ';' after it separates statements.
   const std::string filter = "x = E'\\'' ; DROP TABLE t; --'";
-  if (check_filter_syntax(filter).ok()) {
-    GTEST_SKIP() << "BUG: check_filter_syntax (config.cpp:590-615) ignores backslash escapes in E'...' strings, so "
-                    "it reads E'\\'' as a closed string plus an open one and misses the ';' in: "
-                 << filter;
-  }
   EXPECT_FALSE(check_filter_syntax(filter).ok());
 }
 
 TEST(Config, DuplicateKeysAreRejected) {
   auto r = parse("source: \"dbname=a\"\nsource: \"dbname=c\"\ntarget: \"dbname=b\"\ntables: [t]\n");
-  if (r.ok()) {
-    GTEST_SKIP() << "BUG: a key given twice in pgferry.yaml is silently accepted (yaml-cpp keeps both; lookups "
-                    "return the first, here source='"
-                 << r->source << "'); Parser::known_keys (config.cpp:142) could reject repeats";
-  }
   EXPECT_EQ(r.error().kind, ErrorKind::Config);
   EXPECT_NE(r.error().describe().find("source"), std::string::npos);
 }
