@@ -599,6 +599,15 @@ Result<std::string> substitute_env(std::string_view text, const Env& env) {
   return out;
 }
 
+namespace {
+// Whether PostgreSQL's lexer would read `c` as part of an identifier (or the end of a quoted one):
+// ASCII letters, digits, '_', '$', every byte of a multi-byte UTF-8 character, and '"'.
+bool is_identifier_byte(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return std::isalnum(u) != 0 || c == '_' || c == '$' || c == '"' || u >= 0x80;
+}
+}  // namespace
+
 Status check_filter_syntax(std::string_view filter) {
   const auto bad = [&](std::string why) {
     return config_error({}, fmt::format("the row filter \"{}\" does not parse: {}", filter, why),
@@ -611,8 +620,7 @@ Status check_filter_syntax(std::string_view filter) {
     if (c != ' ' && c != '\t' && c != '\n' && c != '\r') only_space = false;
     // E'...' strings take backslash escapes: E'\'' is one quote, not the end of the string.
     const bool escape_string = c == '\'' && i > 0 && (filter[i - 1] == 'E' || filter[i - 1] == 'e') &&
-                               (i == 1 || !(std::isalnum(static_cast<unsigned char>(filter[i - 2])) ||
-                                            filter[i - 2] == '_' || filter[i - 2] == '"'));
+                               (i == 1 || !is_identifier_byte(filter[i - 2]));
     if (escape_string) {
       size_t j = i + 1;
       while (j < filter.size() && filter[j] != '\'') j += filter[j] == '\\' ? 2 : 1;

@@ -9,6 +9,9 @@ namespace {
 
 constexpr std::string_view kMask = "****";
 
+// Keywords whose values are secrets: the password, and the passphrase of the client's SSL key.
+bool is_secret_key(std::string_view key) { return key == "password" || key == "sslpassword"; }
+
 bool is_uri(std::string_view s) { return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0; }
 
 // libpq splits keyword/value pairs on isspace() in the C locale: \f and \v count too.
@@ -106,7 +109,7 @@ void uri_passwords(std::string_view uri, std::vector<std::pair<size_t, size_t>>*
       const auto param = uri.substr(i, amp - i);
       // libpq percent-decodes keywords as well as values: pass%77ord= is password=.
       const auto eq = param.find('=');
-      if (eq != std::string_view::npos && percent_decode(param.substr(0, eq)) == "password") {
+      if (eq != std::string_view::npos && is_secret_key(percent_decode(param.substr(0, eq)))) {
         ranges->emplace_back(i + eq + 1, amp);
         values->push_back(percent_decode(param.substr(eq + 1)));
       }
@@ -127,7 +130,7 @@ std::string redact_conninfo(std::string_view conninfo) {
     auto pairs = parse_pairs(conninfo);
     if (!pairs) return "(unparsable connection string, not shown)";
     for (const auto& p : *pairs) {
-      if (p.key == "password") ranges.emplace_back(p.value_begin, p.value_end);
+      if (is_secret_key(p.key)) ranges.emplace_back(p.value_begin, p.value_end);
     }
   }
   // Replace from the back so earlier offsets stay valid.
@@ -146,7 +149,7 @@ std::string scrub_password(std::string text, std::string_view conninfo) {
     for (const auto& r : ranges) passwords.emplace_back(conninfo.substr(r.first, r.second - r.first));
   } else if (auto pairs = parse_pairs(conninfo)) {
     for (const auto& p : *pairs) {
-      if (p.key == "password") passwords.push_back(p.value);
+      if (is_secret_key(p.key)) passwords.push_back(p.value);
     }
   }
   for (const auto& pw : passwords) {

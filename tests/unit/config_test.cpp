@@ -423,8 +423,27 @@ TEST(Config, FilterCheckSeesThroughEscapeStrings) {
   EXPECT_FALSE(check_filter_syntax(filter).ok());
 }
 
+TEST(Config, FilterCheckReadsEscapeStringsLikePostgres) {
+  EXPECT_TRUE(check_filter_syntax("x = E'a\\'b'").ok());
+  EXPECT_TRUE(check_filter_syntax("x = e'\\'' AND (y = 1)").ok());
+  EXPECT_TRUE(check_filter_syntax("x IN (E'\\\\', 'plain\\')").ok());  // E'\\' ends after the escaped backslash.
+  EXPECT_FALSE(check_filter_syntax("x = E'\\\\' ; y").ok());
+  EXPECT_FALSE(check_filter_syntax("x = E'never closed\\'").ok());
+  // Not escape strings: E ending an identifier, so the backslash is an ordinary character.
+  EXPECT_FALSE(check_filter_syntax("typE'\\' ; DROP TABLE t; --'").ok());
+  EXPECT_FALSE(check_filter_syntax("\"colE\"'\\' ; DROP TABLE t; --'").ok());
+}
+
+TEST(Config, FilterCheckTreatsNonAsciiLettersAsPartOfAnIdentifier) {
+  // PostgreSQL reads every byte >= 0x80 as an identifier character, so "éE" is one identifier, the
+  // string after it is a plain '\' (standard_conforming_strings), and the ';' separates statements.
+  const std::string filter = "éE'\\' ; DROP TABLE t; --'";
+  EXPECT_FALSE(check_filter_syntax(filter).ok());
+}
+
 TEST(Config, DuplicateKeysAreRejected) {
   auto r = parse("source: \"dbname=a\"\nsource: \"dbname=c\"\ntarget: \"dbname=b\"\ntables: [t]\n");
+  ASSERT_FALSE(r.ok()) << "a repeated key was accepted";
   EXPECT_EQ(r.error().kind, ErrorKind::Config);
   EXPECT_NE(r.error().describe().find("source"), std::string::npos);
 }

@@ -94,5 +94,14 @@ TEST(Conninfo, RedactsPercentEncodedPasswordParameter) {
   EXPECT_EQ(out.find("secret"), std::string::npos) << out;
 }
 
+TEST(Conninfo, RedactsTheSslKeyPassphraseToo) {
+  const std::string kv = redact_conninfo("host=h sslpassword=keypass sslkey=/k");
+  EXPECT_EQ(kv.find("keypass"), std::string::npos) << kv;
+  EXPECT_NE(kv.find("sslkey=/k"), std::string::npos) << kv;
+  const std::string uri = redact_conninfo("postgresql://u@h/db?sslpassword=keypass");
+  EXPECT_EQ(uri.find("keypass"), std::string::npos) << uri;
+  EXPECT_EQ(scrub_password("bad passphrase keypass", "host=h sslpassword=keypass"), "bad passphrase ****");
+}
+
 }  // namespace
 }  // namespace pgferry
