@@ -87,9 +87,13 @@ Result<std::vector<std::string>> missing_table_privileges(Session& db, const std
 Result<SchemaAccess> pgferry_schema_access(Session& db) {
   auto r = db.exec(
       "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pgferry'), "
-      "       has_database_privilege(current_database(), 'CREATE')");
+      "       has_database_privilege(current_database(), 'CREATE'), "
+      "       quote_ident(current_database()), quote_ident(current_user)");
   if (!r) return std::move(r).error();
-  return SchemaAccess{is_true(r->get(), 0, 0), is_true(r->get(), 0, 1)};
+  return SchemaAccess{is_true(r->get(), 0, 0), is_true(r->get(), 0, 1),
+                      fmt::format("GRANT CREATE ON DATABASE {} TO {}; or let a superuser run CREATE SCHEMA pgferry "
+                                  "AUTHORIZATION {} there",
+                                  value(r->get(), 0, 2), value(r->get(), 0, 3), value(r->get(), 0, 3))};
 }
 
 namespace {
@@ -149,6 +153,23 @@ Result<std::vector<InspectedTable>> inspect(Session& source, Session& target, co
     it.resolved = resolve_table(t, it.source.info, it.target.info, has_cast);
     if (it.source.info.exists) {
       if (auto p = check_filter(source, t)) it.resolved.problems.push_back(std::move(*p));
+      // CREATE TRIGGER needs only TRIGGER, but DROP TRIGGER (reconfiguring, removing a table,
+      // teardown) is reserved to the table's owner: require membership in the owner role up
+      // front rather than fail on the first configuration change.
+      auto owner = source.query(
+          "SELECT pg_has_role(c.relowner, 'USAGE'), quote_ident(pg_get_userbyid(c.relowner)) FROM pg_class c "
+          "WHERE c.oid = $1::oid",
+          {it.source.oid});
+      if (!owner) return std::move(owner).error();
+      if (PQntuples(owner->get()) == 1 && !is_true(owner->get(), 0, 0)) {
+        const auto owner_role = value(owner->get(), 0, 1);
+        it.privilege_problems.push_back(
+            {fmt::format("the source role is not the owner of {} (nor a member of its owner, {}): PostgreSQL lets "
+                         "only the owner drop the capture triggers, which setup does when the configuration "
+                         "changes and teardown does at the end",
+                         t.source.display(), owner_role),
+             fmt::format("GRANT {} TO {}", owner_role, *source_role)});
+      }
       auto miss = missing_table_privileges(source, it.source.oid, {"SELECT", "TRIGGER"});
       if (!miss) return std::move(miss).error();
       for (const auto& m : *miss) {

@@ -30,6 +30,7 @@ struct CatalogTable {
 struct SchemaAccess {
   bool schema_exists = false;
   bool can_create = false;
+  std::string fix;  // when it cannot create the schema: the GRANT to run, with the real names
 };
 [[nodiscard]] Result<SchemaAccess> pgferry_schema_access(Session& db);
 

@@ -54,6 +54,16 @@ int run_check(const Config& config) {
     } else if (have == 0) {
       fail(fmt::format("{}: pgferry schema not installed", label), "run `pgferry setup`");
       worst(1);
+      // Setup will need to create the schema: say now if it cannot.
+      auto access = pgferry_schema_access(side == Side::Source ? *c.source : *c.target);
+      if (!access) {
+        print_error(access.error());
+        return 1;
+      }
+      if (!access->schema_exists && !access->can_create) {
+        fail(fmt::format("{}: this role may not create schema pgferry (no CREATE privilege on the database)", label),
+             access->fix);
+      }
     } else if (have < want) {
       fail(fmt::format("{}: pgferry schema is version {}, this pgferry expects {}", label, have, want),
            "run `pgferry setup` to upgrade it");

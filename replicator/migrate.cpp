@@ -83,8 +83,14 @@ Error explain_lock_timeout(Session& db, Error e, std::chrono::milliseconds lock_
 }
 
 Result<std::vector<int>> migrate(Session& db, Side side) {
-  if (auto s = db.run("CREATE SCHEMA IF NOT EXISTS pgferry; "
-                      "CREATE TABLE IF NOT EXISTS pgferry.schema_version ("
+  // CREATE SCHEMA IF NOT EXISTS still demands CREATE on the database, so a schema an
+  // administrator created beforehand (owned by pgferry's role) is only created when missing.
+  auto missing = db.scalar("SELECT to_regnamespace('pgferry') IS NULL");
+  if (!missing) return std::move(missing).error();
+  if (*missing == "t") {
+    if (auto s = db.run("CREATE SCHEMA pgferry"); !s) return std::move(s).error();
+  }
+  if (auto s = db.run("CREATE TABLE IF NOT EXISTS pgferry.schema_version ("
                       "  version integer PRIMARY KEY,"
                       "  name text NOT NULL,"
                       "  applied_at timestamptz NOT NULL DEFAULT now(),"

@@ -228,9 +228,7 @@ int run_setup(const Config& config, const SetupOptions& options) {
       return 1;
     }
     if (!access->schema_exists && !access->can_create) {
-      print_error(runtime_error(db->label() + " database", "this role may not create schema pgferry",
-                                "GRANT CREATE ON DATABASE <db> TO <pgferry's role>, or create schema pgferry owned "
-                                "by that role"));
+      print_error(runtime_error(db->label() + " database", "this role may not create schema pgferry", access->fix));
       return 1;
     }
   }

@@ -89,42 +89,59 @@ int run_teardown(const Config& config, const TeardownOptions& options) {
 
   if (access->schema_exists) {
     auto s = begin_setup_transaction(db, options.lock_timeout);
-    // Every trigger that calls a pgferry function, registered or not.
-    auto triggers = s ? db.exec(
-                            "SELECT rn.nspname, r.relname, t.tgname FROM pg_trigger t "
-                            "JOIN pg_class r ON r.oid = t.tgrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace "
-                            "JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace "
-                            "WHERE n.nspname = 'pgferry' AND NOT t.tgisinternal ORDER BY 1, 2, 3")
-                      : Result<PgResultPtr>(std::move(s).error());
-    if (!triggers) {
-      print_error(triggers.error());
-      return 1;
+    // Another teardown may have removed everything while this one waited for the lock.
+    bool still_there = true;
+    if (s) {
+      auto exists = db.scalar("SELECT to_regnamespace('pgferry') IS NOT NULL");
+      if (exists) {
+        still_there = *exists == "t";
+      } else {
+        s = std::move(exists).error();
+      }
     }
-    std::vector<std::string> dropped;
-    for (int i = 0; i < PQntuples(triggers->get()); ++i) {
-      const sql::QualifiedName table{value(triggers->get(), i, 0), value(triggers->get(), i, 1)};
-      const auto trigger = value(triggers->get(), i, 2);
-      if (auto d = db.run(fmt::format("DROP TRIGGER {} ON {}", sql::quote_ident(trigger), table.quoted())); !d) {
-        print_error(explain_lock_timeout(db, std::move(d).error(), options.lock_timeout));
-        fmt::print(stderr, "teardown rolled back: nothing was removed\n");
+    if (s && !still_there) {
+      (void)db.run("ROLLBACK");
+      fmt::print("source: pgferry was removed meanwhile (by another teardown): nothing left to remove\n");
+    } else {
+      // Every trigger that calls a pgferry function, registered or not.
+      auto triggers = s ? db.exec(
+                              "SELECT rn.nspname, r.relname, t.tgname FROM pg_trigger t "
+                              "JOIN pg_class r ON r.oid = t.tgrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace "
+                              "JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace "
+                              "WHERE n.nspname = 'pgferry' AND NOT t.tgisinternal "
+                              // Clones on partitions go with their parent's trigger.
+                              "AND t.tgparentid = 0 ORDER BY 1, 2, 3")
+                        : Result<PgResultPtr>(std::move(s).error());
+      if (!triggers) {
+        print_error(triggers.error());
         return 1;
       }
-      dropped.push_back(fmt::format("source: dropped trigger {} on {}", trigger, table.display()));
+      std::vector<std::string> dropped;
+      for (int i = 0; i < PQntuples(triggers->get()); ++i) {
+        const sql::QualifiedName table{value(triggers->get(), i, 0), value(triggers->get(), i, 1)};
+        const auto trigger = value(triggers->get(), i, 2);
+        if (auto d = db.run(fmt::format("DROP TRIGGER {} ON {}", sql::quote_ident(trigger), table.quoted())); !d) {
+          print_error(explain_lock_timeout(db, std::move(d).error(), options.lock_timeout));
+          fmt::print(stderr, "teardown rolled back: nothing was removed\n");
+          return 1;
+        }
+        dropped.push_back(fmt::format("source: dropped trigger {} on {}", trigger, table.display()));
+      }
+      if (auto d = db.run("DROP SCHEMA pgferry CASCADE"); !d) {
+        print_error(d.error());
+        return 1;
+      }
+      if (auto d = db.run("COMMIT"); !d) {
+        print_error(d.error());
+        return 1;
+      }
+      for (const auto& line : dropped) fmt::print("{}\n", line);
+      fmt::print("source: dropped schema pgferry ({} unapplied change(s) discarded)\n", pending);
     }
-    if (auto d = db.run("DROP SCHEMA pgferry CASCADE"); !d) {
-      print_error(d.error());
-      return 1;
-    }
-    if (auto d = db.run("COMMIT"); !d) {
-      print_error(d.error());
-      return 1;
-    }
-    for (const auto& line : dropped) fmt::print("{}\n", line);
-    fmt::print("source: dropped schema pgferry ({} unapplied change(s) discarded)\n", pending);
   }
   if (target && target_schema) {
     auto d = begin_setup_transaction(*target, options.lock_timeout);
-    if (d) d = target->run("DROP SCHEMA pgferry CASCADE");
+    if (d) d = target->run("DROP SCHEMA IF EXISTS pgferry CASCADE");
     if (d) d = target->run("COMMIT");
     if (!d) {
       print_error(explain_lock_timeout(*target, std::move(d).error(), options.lock_timeout));

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 #include "support/fixture.hpp"
 
@@ -30,7 +31,11 @@ TEST_F(Check, ReadyOnlyAfterSetup) {
   const std::string before = check_expecting(1, config);
   EXPECT_CONTAINS(before, "FAIL  source: pgferry schema not installed");
   EXPECT_CONTAINS(before, "run `pgferry setup`");
+  EXPECT_CONTAINS(before, "FAIL  capture not installed\n        fix: run `pgferry setup`");
   EXPECT_CONTAINS(before, "not ready");
+  // check only looks: it created nothing.
+  EXPECT_EQ(source().scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgferry'"), "0");
+  EXPECT_EQ(target().scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgferry'"), "0");
   ASSERT_EQ(pgferry("setup", config).exit_code, 0);
   const std::string after = check_expecting(0, config);
   EXPECT_CONTAINS(after, "public.users -> public.users");
@@ -85,7 +90,14 @@ TEST_F(Check, BadRowFilters) {
   EXPECT_CONTAINS(out, "status = = 1");
   EXPECT_CONTAINS(out, "is not valid on source table public.users");
   out = check_expecting(2, write_config("  - name: public.users\n    where: \"no_such_column > 0\"\n"));
-  EXPECT_CONTAINS(out, "no_such_column");
+  EXPECT_CONTAINS(out, "the row filter \"no_such_column > 0\" is not valid on source table public.users");
+  EXPECT_CONTAINS(out, "column \"no_such_column\" does not exist");
+  EXPECT_CONTAINS(out, "fix: write one SQL boolean expression over the table's own columns");
+  // The filter must parse as one expression: a second statement is not smuggled in.
+  out = check_expecting(2, write_config("  - name: public.users\n    where: \"true; DROP TABLE public.users\"\n"));
+  EXPECT_CONTAINS(out, "tables[0].where: the row filter \"true; DROP TABLE public.users\" does not parse");
+  EXPECT_CONTAINS(out, "a filter is one expression, not statements");
+  EXPECT_EQ(source().scalar("SELECT to_regclass('public.users') IS NOT NULL"), "t");
 }
 
 TEST_F(Check, MissingPrivilegesNameTheGrant) {
@@ -139,6 +151,9 @@ TEST_F(Check, CommandLineUsage) {
     const CliResult r = run_pgferry({command, "--help"});
     EXPECT_EQ(r.exit_code, 0) << r.all();
     EXPECT_CONTAINS(r.out, option);
+  }
+  for (const char* option : {"--config", "--log-level", "--log-format", "Exit codes: 0 ok, 1 runtime failure"}) {
+    EXPECT_CONTAINS(help.out, option);
   }
   const CliResult version = run_pgferry({"--version"});
   EXPECT_EQ(version.exit_code, 0);
@@ -199,6 +214,67 @@ TEST_F(Check, SchemaNewerThanThisBinaryIsRefused) {
   EXPECT_CONTAINS(r.err, "version 99");
   EXPECT_CONTAINS(r.err, "run a pgferry at least as new as the one that last ran setup");
   EXPECT_EQ(source().scalar("SELECT count(*) FROM pgferry.captured_table"), "1");
+}
+
+/// Creates login role `role` on both clusters (once: roles are cluster-wide) and runs the given
+/// SQL in this test's source and target databases.
+void create_role(const std::string& role, const std::string& source_conninfo, const std::string& source_sql,
+                 const std::string& target_conninfo, const std::string& target_sql) {
+  for (const auto& [conninfo, sql] : {std::pair{source_conninfo, source_sql}, {target_conninfo, target_sql}}) {
+    PgClient db(conninfo);
+    db.exec("DO $$ BEGIN CREATE ROLE " + role + " LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+    if (!sql.empty()) db.exec(sql);
+  }
+}
+
+TEST_F(Check, TruncatePrivilegeIsNeededOnlyWhenTruncatesAreReplicated) {
+  on_both(kUsers);
+  create_role("check_no_truncate", source_conninfo(), "ALTER TABLE public.users OWNER TO check_no_truncate",
+              target_conninfo(), "GRANT SELECT, INSERT, UPDATE, DELETE ON public.users TO check_no_truncate");
+  auto config = [&](const std::string& tables) {
+    return dir_.write("role.yaml", "source: \"" + source_conninfo("check_no_truncate") + "\"\ntarget: \"" +
+                                       target_conninfo("check_no_truncate") + "\"\ntables:\n" + tables);
+  };
+  std::string out = check_expecting(1, config("  - public.users\n"));
+  EXPECT_CONTAINS(out, "FAIL  the target role lacks the TRUNCATE privilege on public.users");
+  EXPECT_CONTAINS(out, "fix: GRANT TRUNCATE ON \"public\".\"users\" TO check_no_truncate");
+  out = check_expecting(1, config("  - name: public.users\n    truncate: false\n"));
+  EXPECT_EQ(out.find("TRUNCATE"), std::string::npos) << out;
+  EXPECT_CONTAINS(out, "ok    privileges sufficient on both sides");
+  // Not ready only because setup has not run.
+  EXPECT_CONTAINS(out, "FAIL  capture not installed");
+}
+
+TEST_F(Check, ConfigurationProblemsOutrankEverythingElse) {
+  // One table misses a privilege (exit 1), another a target column (exit 2): the result is 2,
+  // and both are reported.
+  on_both(kUsers);
+  source().exec("CREATE TABLE public.orders (id int PRIMARY KEY, total numeric)");
+  target().exec("CREATE TABLE public.orders (id int PRIMARY KEY)");
+  create_role("check_mixed", source_conninfo(), "GRANT SELECT, TRIGGER ON public.users, public.orders TO check_mixed",
+              target_conninfo(), "GRANT SELECT, INSERT, UPDATE, DELETE ON public.users, public.orders TO check_mixed");
+  const std::string config = dir_.write("mixed.yaml", "source: \"" + source_conninfo("check_mixed") + "\"\ntarget: \"" +
+                                                          target_conninfo("check_mixed") +
+                                                          "\"\ntables:\n  - public.users\n  - public.orders\n");
+  const std::string out = check_expecting(2, config);
+  EXPECT_CONTAINS(out, "FAIL  the target role lacks the TRUNCATE privilege on public.users");
+  EXPECT_CONTAINS(out, "target table public.orders is missing column(s) total");
+  EXPECT_CONTAINS(out, "not ready");
+}
+
+TEST_F(Check, ReportsAMissingCreatePrivilegeBeforeTheFirstSetup) {
+  on_both(kUsers);
+  create_role("check_no_create", source_conninfo(), "ALTER TABLE public.users OWNER TO check_no_create",
+              target_conninfo(), "GRANT ALL ON public.users TO check_no_create");
+  const std::string config =
+      dir_.write("nocreate.yaml", "source: \"" + source_conninfo("check_no_create") + "\"\ntarget: \"" +
+                                      target_conninfo("check_no_create") + "\"\ntables:\n  - public.users\n");
+  const CliResult setup = pgferry("setup", config);
+  EXPECT_EQ(setup.exit_code, 1) << setup.all();
+  EXPECT_CONTAINS(setup.err, "this role may not create schema pgferry");
+  const std::string out = check_expecting(1, config);
+  EXPECT_CONTAINS(out, "CREATE");
+  EXPECT_CONTAINS(out, "GRANT CREATE ON DATABASE " + db_ + " TO check_no_create");
 }
 
 }  // namespace

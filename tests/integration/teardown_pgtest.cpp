@@ -2,7 +2,10 @@
 // unapplied changes it discards), never touches application tables, and asks first.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/fixture.hpp"
@@ -23,6 +26,20 @@ std::string pgferry_objects(PgClient& db) {
       "WHERE n.nspname = 'pgferry')");
 }
 
+/// Polls `sql` until it returns `want`, for up to 30 s.
+bool wait_for(PgClient& db, const std::string& sql, const std::string& want) {
+  for (int i = 0; i < 600; ++i) {
+    if (db.scalar(sql) == want) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+/// Sessions waiting for pgferry's setup lock (advisory lock class 'pgfr' = 1885824626, key 2).
+constexpr const char* kSetupLockWaiters =
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 1885824626 "
+    "AND objid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
 class Teardown : public SourceTargetTest {
  protected:
   std::string config_;
@@ -41,6 +58,8 @@ TEST_F(Teardown, RemovesEveryPgferryObjectAndReportsDiscardedChanges) {
   ASSERT_EQ(r.exit_code, 0) << r.all();
   EXPECT_NE(r.out.find("the journal holds 3 unapplied change(s)"), std::string::npos) << r.all();
   EXPECT_NE(r.out.find("public.\"Odd B\""), std::string::npos) << r.all();
+  EXPECT_NE(r.out.find("\n  public.a: 2\n"), std::string::npos) << r.all();
+  EXPECT_NE(r.out.find("teardown complete: application tables were not touched"), std::string::npos) << r.all();
   PgClient src = source();
   EXPECT_EQ(pgferry_objects(src), "0 0 0 0");
   // Application tables and their rows are untouched, and writes keep working.
@@ -65,8 +84,80 @@ TEST_F(Teardown, RefusesWithoutConfirmationAndChangesNothing) {
   const CliResult r = pgferry("teardown", config_);
   EXPECT_EQ(r.exit_code, 2) << r.all();
   EXPECT_NE(r.err.find("--yes"), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find("discarding 3 unapplied change(s)"), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find("nothing was removed"), std::string::npos) << r.all();
   EXPECT_EQ(pgferry_objects(src), before);
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "3");
+  // Nor with --include-target: neither side is touched.
+  PgClient tgt = target();
+  const std::string target_before = pgferry_objects(tgt);
+  const CliResult both = pgferry("teardown", config_, {"--include-target"});
+  EXPECT_EQ(both.exit_code, 2) << both.all();
+  EXPECT_NE(both.err.find("sync_errors history included"), std::string::npos) << both.all();
+  EXPECT_EQ(pgferry_objects(src), before);
+  EXPECT_EQ(pgferry_objects(tgt), target_before);
+  EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pgferry.table_state"), "2");
+}
+
+TEST_F(Teardown, IncludeTargetLaterRemovesWhatASourceOnlyTeardownLeft) {
+  ASSERT_EQ(pgferry("teardown", config_, {"--yes"}).exit_code, 0);
+  PgClient tgt = target();
+  ASSERT_EQ(tgt.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgferry'"), "1");
+  const CliResult r = pgferry("teardown", config_, {"--yes", "--include-target"});
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("target: dropped schema pgferry"), std::string::npos) << r.all();
+  EXPECT_EQ(r.out.find("source: dropped"), std::string::npos) << r.all();
+  EXPECT_EQ(pgferry_objects(tgt), "0 0 0 0");
+}
+
+TEST_F(Teardown, WaitsOnlyLockTimeoutForARunningSetup) {
+  PgClient other = source();
+  other.scalar("SELECT pg_advisory_lock(1885824626, 2)::text");
+  const CliResult r = pgferry("teardown", config_, {"--yes", "--lock-timeout", "1s"});
+  other.scalar("SELECT pg_advisory_unlock(1885824626, 2)::text");
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_NE(r.err.find("another pgferry setup or teardown is working on this database"), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find("--lock-timeout longer than 1s"), std::string::npos) << r.all();
+  PgClient src = source();
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "3");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "4");
+}
+
+TEST_F(Teardown, ASetupQueuedBehindATeardownInstallsAfreshAfterIt) {
+  PgClient holder = source();
+  holder.scalar("SELECT pg_advisory_lock(1885824626, 2)::text");
+  auto teardown = std::async(std::launch::async, [this] {
+    return pgferry("teardown", config_, {"--yes", "--lock-timeout", "60s"});
+  });
+  EXPECT_TRUE(wait_for(holder, kSetupLockWaiters, "1"));
+  auto setup = std::async(std::launch::async, [this] { return pgferry("setup", config_, {"--lock-timeout", "60s"}); });
+  EXPECT_TRUE(wait_for(holder, kSetupLockWaiters, "2"));
+  holder.scalar("SELECT pg_advisory_unlock(1885824626, 2)::text");
+  const CliResult t = teardown.get();
+  const CliResult s = setup.get();
+  ASSERT_EQ(t.exit_code, 0) << t.all();
+  ASSERT_EQ(s.exit_code, 0) << s.all();
+  EXPECT_NE(s.out.find("source: pgferry schema at version 2 (applied 2 migration(s))"), std::string::npos) << s.all();
+  PgClient src = source();
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "0");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "4");
+  EXPECT_EQ(pgferry("check", config_).exit_code, 0);
+}
+
+TEST_F(Teardown, TwoTeardownsAtOnceBothSucceed) {
+  PgClient holder = source();
+  holder.scalar("SELECT pg_advisory_lock(1885824626, 2)::text");
+  auto run = [this] { return pgferry("teardown", config_, {"--yes", "--lock-timeout", "60s"}); };
+  auto first = std::async(std::launch::async, run);
+  auto second = std::async(std::launch::async, run);
+  EXPECT_TRUE(wait_for(holder, kSetupLockWaiters, "2"));
+  holder.scalar("SELECT pg_advisory_unlock(1885824626, 2)::text");
+  const CliResult r1 = first.get();
+  const CliResult r2 = second.get();
+  EXPECT_EQ(r1.exit_code, 0) << r1.all();
+  EXPECT_EQ(r2.exit_code, 0) << r2.all();
+  PgClient src = source();
+  EXPECT_EQ(pgferry_objects(src), "0 0 0 0");
 }
 
 TEST_F(Teardown, RemovesTriggersOfTablesNoLongerConfigured) {
@@ -157,6 +248,48 @@ TEST_F(Teardown, GivesUpOnALockInsteadOfBlockingWriters) {
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "4");
   // Once the transaction is gone, teardown goes through.
   EXPECT_EQ(pgferry("teardown", config_, {"--yes"}).exit_code, 0);
+}
+
+class TeardownOwnSetup : public SourceTargetTest {};
+
+TEST_F(TeardownOwnSetup, RemovesCaptureFromAPartitionedTable) {
+  on_both(
+      "CREATE TABLE public.p (id int, k int, PRIMARY KEY (id, k)) PARTITION BY RANGE (k); "
+      "CREATE TABLE public.p1 PARTITION OF public.p FOR VALUES FROM (0) TO (100)");
+  const std::string config = write_config("  - public.p\n");
+  ASSERT_EQ(pgferry("setup", config).exit_code, 0);
+  PgClient src = source();
+  src.exec("INSERT INTO p VALUES (1, 1)");
+  const CliResult r = pgferry("teardown", config, {"--yes"});
+  EXPECT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_EQ(pgferry_objects(src), "0 0 0 0");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM p"), "1");
+}
+
+TEST_F(TeardownOwnSetup, AMemberOfTheTableOwnerCanTearDown) {
+  // DROP TRIGGER is reserved to the table's owner; check and setup require membership in the
+  // owner role (see Setup.TheSourceRoleMustBelongToTheTableOwner), so teardown always works.
+  on_both(kTables);
+  for (const auto& [conninfo, grants] :
+       {std::pair{source_conninfo(),
+                  std::string("DO $$ BEGIN CREATE ROLE teardown_app_owner; EXCEPTION WHEN duplicate_object THEN NULL; "
+                              "END $$; ALTER TABLE public.a OWNER TO teardown_app_owner; GRANT teardown_app_owner TO "
+                              "teardown_member")},
+        {target_conninfo(), std::string("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON public.a TO "
+                                        "teardown_member")}}) {
+    PgClient db(conninfo);
+    db.exec("DO $$ BEGIN CREATE ROLE teardown_member LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+    db.exec("GRANT CREATE ON DATABASE \"" + db_ + "\" TO teardown_member; " + grants);
+  }
+  const std::string config =
+      dir_.write("role.yaml", "source: \"" + source_conninfo("teardown_member") + "\"\ntarget: \"" +
+                                  target_conninfo("teardown_member") + "\"\ntables:\n  - public.a\n");
+  ASSERT_EQ(pgferry("setup", config).exit_code, 0);
+  ASSERT_EQ(pgferry("check", config).exit_code, 0);
+  const CliResult r = pgferry("teardown", config, {"--yes", "--include-target"});
+  EXPECT_EQ(r.exit_code, 0) << r.all();
+  PgClient src = source();
+  EXPECT_EQ(pgferry_objects(src), "0 0 0 0");
 }
 
 }  // namespace
