@@ -525,8 +525,10 @@ TEST_F(Setup, ASecondSetupWaitsForTheFirstAndFindsNothingToDo) {
 TEST_F(Setup, ManySimultaneousFirstSetupsInstallEverythingOnce) {
   on_both(kTables);
   const std::string config = write_config("  - public.a\n  - public.b\n");
+  constexpr int kRuns = 4;
   std::vector<std::future<CliResult>> runs;
-  for (int i = 0; i < 4; ++i) {
+  runs.reserve(kRuns);
+  for (int i = 0; i < kRuns; ++i) {
     runs.push_back(std::async(std::launch::async, [this, &config] { return pgferry("setup", config); }));
   }
   int installers = 0;
