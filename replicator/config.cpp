@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cmath>
 #include <fstream>
@@ -50,7 +51,7 @@ class Parser {
       return error(root, "", "the configuration must be a mapping of keys to values",
                    "start from the example in docs/CONFIGURATION.md");
     if (auto s = apply_env_overrides(root, cfg); !s) return std::move(s).error();
-    if (auto s = known_keys(root, "", {"source", "target", "tables", "sweep", "http", "log"}); !s) {
+    if (auto s = known_keys(root, "", {"source", "target", "tables", "sweep", "batch", "apply", "poll_interval", "shutdown_timeout", "http", "log"}); !s) {
       return std::move(s).error();
     }
 
@@ -63,6 +64,22 @@ class Parser {
 
     if (auto s = parse_tables(root["tables"], cfg); !s) return std::move(s).error();
     if (auto s = parse_sweep(root["sweep"], cfg.sweep); !s) return std::move(s).error();
+    if (auto s = parse_batch(root["batch"], cfg.batch); !s) return std::move(s).error();
+    if (auto s = parse_apply(root["apply"], cfg.apply); !s) return std::move(s).error();
+    if (root["poll_interval"].IsDefined()) {
+      auto d = duration_value(root["poll_interval"], "poll_interval");
+      if (!d) return std::move(d).error();
+      if (*d < milliseconds(10)) {
+        return error(root["poll_interval"], "poll_interval", fmt::format("{} is shorter than 10ms", format_duration(*d)),
+                     "use at least 10ms (default 1s); the doorbell, not the poll, keeps latency low");
+      }
+      cfg.poll_interval = *d;
+    }
+    if (root["shutdown_timeout"].IsDefined()) {
+      auto d = duration_value(root["shutdown_timeout"], "shutdown_timeout");
+      if (!d) return std::move(d).error();
+      cfg.shutdown_timeout = *d;
+    }
     if (auto s = parse_http(root["http"], cfg.http); !s) return std::move(s).error();
     if (auto s = parse_log(root["log"], cfg.log); !s) return std::move(s).error();
     cfg.warnings = std::move(warnings_);
@@ -104,6 +121,11 @@ class Parser {
         {"PGFERRY_TARGET", "target"},
         {"PGFERRY_SWEEP_INTERVAL", "sweep.interval"},
         {"PGFERRY_SWEEP_LOOKBACK_MULTIPLIER", "sweep.lookback_multiplier"},
+        {"PGFERRY_BATCH_MAX_ROWS", "batch.max_rows"},
+        {"PGFERRY_BATCH_MAX_BYTES", "batch.max_bytes"},
+        {"PGFERRY_APPLY_REPLICA_ROLE", "apply.replica_role"},
+        {"PGFERRY_POLL_INTERVAL", "poll_interval"},
+        {"PGFERRY_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
         {"PGFERRY_HTTP_LISTEN", "http.listen"},
         {"PGFERRY_LOG_LEVEL", "log.level"},
         {"PGFERRY_LOG_FORMAT", "log.format"},
@@ -381,6 +403,51 @@ class Parser {
     return Ok{};
   }
 
+  Status parse_batch(const YAML::Node& node, BatchConfig& batch) {
+    if (!node.IsDefined() || node.IsNull()) return Ok{};
+    if (!node.IsMap())
+      return error(node, "batch", fmt::format("must be a mapping, not {}", describe(node)),
+                   "write it as batch: {max_rows: 10000, max_bytes: 64MB}");
+    if (auto s = known_keys(node, "batch.", {"max_rows", "max_bytes"}); !s) return s;
+    if (const auto n = node["max_rows"]; n.IsDefined()) {
+      auto s = string_value(n, "batch.max_rows");
+      if (!s) return std::move(s).error();
+      std::int64_t v = 0;
+      const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+      if (ec != std::errc() || end != s->data() + s->size() || v < 1 || v > 10'000'000) {
+        return error(n, "batch.max_rows", fmt::format("'{}' is not a whole number from 1 to 10000000", *s),
+                     "use e.g. 10000 (the default)");
+      }
+      batch.max_rows = v;
+    }
+    if (const auto n = node["max_bytes"]; n.IsDefined()) {
+      auto s = string_value(n, "batch.max_bytes");
+      if (!s) return std::move(s).error();
+      auto b = parse_bytes(*s);
+      if (!b) return located(std::move(b).error(), n, "batch.max_bytes");
+      if (*b < 64 * 1024 || *b > (std::int64_t{1} << 40)) {
+        return error(n, "batch.max_bytes", fmt::format("'{}' is out of range", *s),
+                     "use from 64kB to 1TB, e.g. 64MB (the default)");
+      }
+      batch.max_bytes = *b;
+    }
+    return Ok{};
+  }
+
+  Status parse_apply(const YAML::Node& node, ApplyConfig& apply) {
+    if (!node.IsDefined() || node.IsNull()) return Ok{};
+    if (!node.IsMap())
+      return error(node, "apply", fmt::format("must be a mapping, not {}", describe(node)),
+                   "write it as apply: {replica_role: false}");
+    if (auto s = known_keys(node, "apply.", {"replica_role"}); !s) return s;
+    if (node["replica_role"].IsDefined()) {
+      auto b = bool_value(node["replica_role"], "apply.replica_role");
+      if (!b) return std::move(b).error();
+      apply.replica_role = *b;
+    }
+    return Ok{};
+  }
+
   Status parse_http(const YAML::Node& node, HttpConfig& http) {
     if (!node.IsDefined() || node.IsNull()) return Ok{};
     if (!node.IsMap())
@@ -491,6 +558,38 @@ Result<Config> load_config(const std::string& path, const Env& env) {
   std::stringstream buf;
   buf << in.rdbuf();
   return parse_config(buf.str(), file, env);
+}
+
+Result<std::int64_t> parse_bytes(std::string_view text) {
+  const auto bad = [&](const std::string& why) {
+    return config_error({}, fmt::format("'{}' is not a size: {}", text, why),
+                        "write a whole number of bytes or use a unit: kB, MB, GB, TB (e.g. 64MB)");
+  };
+  std::size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  if (i == 0) return bad("expected a whole number");
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + i, n);
+  if (ec != std::errc() || end != text.data() + i) return bad("the number is too large");
+  std::string unit(text.substr(i));
+  if (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
+  int shift = 0;
+  if (unit.empty() || unit == "b") {
+    shift = 0;
+  } else if (unit == "kb" || unit == "k" || unit == "kib") {
+    shift = 10;
+  } else if (unit == "mb" || unit == "m" || unit == "mib") {
+    shift = 20;
+  } else if (unit == "gb" || unit == "g" || unit == "gib") {
+    shift = 30;
+  } else if (unit == "tb" || unit == "t" || unit == "tib") {
+    shift = 40;
+  } else {
+    return bad(fmt::format("unknown unit '{}'", text.substr(i)));
+  }
+  if (n > (INT64_MAX >> shift)) return bad("it is too large");
+  return n << shift;
 }
 
 Result<milliseconds> parse_duration(std::string_view text) {

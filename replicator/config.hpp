@@ -4,6 +4,7 @@
 // sweep.interval), and ${NAME} in any string value is replaced by that environment variable.
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -51,6 +52,20 @@ struct SweepConfig {
   double lookback_multiplier = 3.0;
 };
 
+/// How much the reader takes from the journal at once. A batch holds whole source transactions;
+/// only a transaction larger than both bounds is split (and then applied in several target
+/// transactions, which is logged).
+struct BatchConfig {
+  std::int64_t max_rows = 10000;
+  std::int64_t max_bytes = std::int64_t{64} << 20;
+};
+
+struct ApplyConfig {
+  /// SET session_replication_role = replica on the target: foreign keys and user triggers are
+  /// not fired for replicated rows (needs superuser or GRANT SET ON PARAMETER).
+  bool replica_role = false;
+};
+
 struct HttpConfig {
   std::string listen = "127.0.0.1:9187";
 };
@@ -66,6 +81,12 @@ struct Config {
   std::string target;  // libpq conninfo or URI of the target database
   std::vector<TableConfig> tables;
   SweepConfig sweep;
+  BatchConfig batch;
+  ApplyConfig apply;
+  /// The idle safety net: how often the replicator reads the journal when no doorbell rang.
+  std::chrono::milliseconds poll_interval{std::chrono::seconds(1)};
+  /// How long a graceful shutdown waits for the batch in flight before rolling it back.
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(30)};
   HttpConfig http;
   LogConfig log;
   /// Where the configuration came from: a file path, or "environment".
@@ -86,6 +107,9 @@ struct Config {
 
 /// Parses a duration such as 250ms, 60s, 1m30s, 2h or 1d. A bare number is an error: say the unit.
 [[nodiscard]] Result<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+/// Parses a byte size such as 64MB, 512kB, 1GB or a plain number of bytes.
+[[nodiscard]] Result<std::int64_t> parse_bytes(std::string_view text);
 
 /// Formats a duration the way parse_duration reads it back (1m30s, 250ms).
 [[nodiscard]] std::string format_duration(std::chrono::milliseconds d);

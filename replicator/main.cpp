@@ -10,6 +10,7 @@
 #include "check.hpp"
 #include "config.hpp"
 #include "log.hpp"
+#include "run.hpp"
 #include "setup.hpp"
 #include "teardown.hpp"
 
@@ -57,11 +58,24 @@ int main(int argc, char** argv) {
                      "Also drop schema pgferry on the target (sync_errors history, table_state)");
   teardown->add_option("--lock-timeout", lock_timeout,
                        "How long to wait for each table's lock when dropping triggers (default 10s)");
-  for (auto* sub : {check, setup, teardown}) {
+  auto* run = app.add_subcommand("run",
+                                 "Replicate: apply every change committed on the source to the target within "
+                                 "milliseconds, until SIGTERM or SIGINT (a second signal exits at once)");
+  auto* snapshot = app.add_subcommand("snapshot",
+                                      "Copy one table again from scratch (a running `pgferry run` does the copy while "
+                                      "the other tables keep streaming)");
+  std::string snapshot_table;
+  snapshot->add_option("TABLE", snapshot_table, "The configured source table, e.g. public.users")->required();
+  for (auto* sub : {check, setup, teardown, snapshot, run}) {
     sub->footer(kFooter);
     // Listed in every command's --help too; the flag works before or after the command.
     sub->add_option("-c,--config", config_path, "Configuration file (YAML)")->envname("PGFERRY_CONFIG");
   }
+  run->footer(std::string(R"(
+Tables never copied (table_state.status 'pending') get an initial copy first, while the others
+stream. Settings (pgferry.yaml): batch.max_rows (10000), batch.max_bytes (64MB), apply.replica_role
+(false), poll_interval (1s, the idle safety net behind the doorbell), shutdown_timeout (30s).)") +
+              kFooter);
 
   // CLI11 reports an unknown command as "A subcommand is required"; name it instead.
   for (int i = 1; i < argc; ++i) {
@@ -71,8 +85,10 @@ int main(int argc, char** argv) {
       continue;
     }
     if (arg.starts_with("-")) continue;
-    if (arg != "check" && arg != "setup" && arg != "teardown") {
-      fmt::print(stderr, "error: unknown command '{}'\n  fix: use one of check, setup, teardown (see pgferry --help)\n",
+    if (arg != "check" && arg != "setup" && arg != "teardown" && arg != "run" && arg != "snapshot") {
+      fmt::print(stderr,
+                 "error: unknown command '{}'\n  fix: use one of check, setup, run, snapshot, teardown (see pgferry "
+                 "--help)\n",
                  arg);
       return 2;
     }
@@ -118,6 +134,8 @@ int main(int argc, char** argv) {
     setup_options.lock_timeout = *timeout;
     return pgferry::run_setup(*config, setup_options);
   }
+  if (run->parsed()) return pgferry::run_replicator(*config);
+  if (snapshot->parsed()) return pgferry::run_snapshot(*config, snapshot_table);
   if (teardown->parsed()) {
     teardown_options.lock_timeout = *timeout;
     return pgferry::run_teardown(*config, teardown_options);

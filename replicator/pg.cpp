@@ -73,6 +73,21 @@ Result<PgResultPtr> Session::check(PgResultPtr res, std::string_view sql) {
                      conninfo_));
 }
 
+Status Session::prepare(const std::string& name, std::string_view sql) {
+  auto r = check(PgResultPtr(PQprepare(conn_.get(), name.c_str(), std::string(sql).c_str(), 0, nullptr)), sql);
+  if (!r) return std::move(r).error();
+  return Ok{};
+}
+
+Result<PgResultPtr> Session::exec_prepared(const std::string& name, const std::vector<Param>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return check(PgResultPtr(PQexecPrepared(conn_.get(), name.c_str(), static_cast<int>(values.size()), values.data(),
+                                          nullptr, nullptr, 0)),
+               name);
+}
+
 Result<PgResultPtr> Session::exec(std::string_view sql) {
   return check(PgResultPtr(PQexec(conn_.get(), std::string(sql).c_str())), sql);
 }

@@ -38,6 +38,12 @@ class Session {
   [[nodiscard]] Result<PgResultPtr> exec(std::string_view sql);
   /// Runs one statement with text parameters $1..$n.
   [[nodiscard]] Result<PgResultPtr> query(std::string_view sql, const std::vector<Param>& params);
+  /// Prepares a named statement with text parameters.
+  [[nodiscard]] Status prepare(const std::string& name, std::string_view sql);
+  /// Runs a prepared statement with text parameters.
+  [[nodiscard]] Result<PgResultPtr> exec_prepared(const std::string& name, const std::vector<Param>& params);
+  /// Whether the connection is still usable (false once the server or the network dropped it).
+  [[nodiscard]] bool alive() const noexcept { return PQstatus(conn_.get()) == CONNECTION_OK; }
   /// Runs statements, discarding results.
   [[nodiscard]] Status run(std::string_view sql);
   /// The single value of a one-row, one-column query ("" for NULL).

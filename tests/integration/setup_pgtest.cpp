@@ -89,14 +89,14 @@ TEST_F(Setup, InstallsCaptureOnTheSourceAndStateOnTheTarget) {
   EXPECT_NE(r.out.find("setup complete: 1 table(s) captured"), std::string::npos) << r.all();
   PgClient src = source();
   PgClient tgt = target();
-  EXPECT_EQ(src.scalar("SELECT max(version) FROM pgferry.schema_version"), "2");
+  EXPECT_EQ(src.scalar("SELECT max(version) FROM pgferry.schema_version"), "3");
   EXPECT_EQ(src.scalar("SELECT to_regclass('pgferry.journal') IS NOT NULL"), "t");
   EXPECT_EQ(triggers_on(src, "public.a"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
   EXPECT_TRUE(triggers_on(src, "public.b").empty());
   EXPECT_EQ(
       src.scalar("SELECT source_table || ' ' || (relid = 'public.a'::regclass)::text FROM pgferry.captured_table"),
       "\"public\".\"a\" true");
-  EXPECT_EQ(tgt.scalar("SELECT max(version) FROM pgferry.schema_version"), "1");
+  EXPECT_EQ(tgt.scalar("SELECT max(version) FROM pgferry.schema_version"), "2");
   EXPECT_EQ(tgt.scalar("SELECT to_regclass('pgferry.sync_errors') IS NOT NULL"), "t");
   EXPECT_EQ(tgt.scalar("SELECT source_table || ' ' || target_table || ' ' || status FROM pgferry.table_state"),
             "\"public\".\"a\" \"public\".\"a\" pending");
@@ -132,7 +132,8 @@ TEST_F(Setup, UpgradeAppliesOnlyTheNewSteps) {
   src.exec("INSERT INTO a VALUES (1, 'kept', 's')");
   // Make the source look like a version-1 install.
   src.exec(
-      "DELETE FROM pgferry.schema_version WHERE version = 2; ALTER TABLE pgferry.journal RESET "
+      "DELETE FROM pgferry.schema_version WHERE version >= 2; DROP INDEX pgferry.journal_xid_id_idx; "
+      "CREATE INDEX journal_xid_idx ON pgferry.journal (xid); ALTER TABLE pgferry.journal RESET "
       "(autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor, "
       "autovacuum_vacuum_insert_threshold, autovacuum_analyze_scale_factor, autovacuum_analyze_threshold, "
       "autovacuum_vacuum_cost_delay)");
@@ -143,8 +144,8 @@ TEST_F(Setup, UpgradeAppliesOnlyTheNewSteps) {
   const std::string v1 = src.scalar("SELECT applied_at::text FROM pgferry.schema_version WHERE version = 1");
   const CliResult r = pgferry("setup", config);
   ASSERT_EQ(r.exit_code, 0) << r.all();
-  EXPECT_NE(r.out.find("source: pgferry schema at version 2 (applied 1 migration(s))"), std::string::npos) << r.all();
-  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2");
+  EXPECT_NE(r.out.find("source: pgferry schema at version 3 (applied 2 migration(s))"), std::string::npos) << r.all();
+  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
   EXPECT_EQ(src.scalar("SELECT applied_at::text FROM pgferry.schema_version WHERE version = 1"), v1);
   EXPECT_NE(
       src.scalar(
@@ -212,12 +213,12 @@ TEST_F(Setup, ConcurrentRunsSerialiseAndAgree) {
   EXPECT_EQ(r1.exit_code, 0) << r1.all();
   EXPECT_EQ(r2.exit_code, 0) << r2.all();
   PgClient src = source();
-  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2");
+  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.captured_table"), "2");
   EXPECT_EQ(triggers_on(src, "public.a"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
   EXPECT_EQ(triggers_on(src, "public.b"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
   PgClient tgt = target();
-  EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pgferry.schema_version"), "1");
+  EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pgferry.schema_version"), "2");
   EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pgferry.table_state"), "2");
 }
 
@@ -286,8 +287,8 @@ TEST_F(Setup, RecordsEveryShippedMigrationOnBothSides) {
   EXPECT_EQ(source().scalar(versions), source_versions);
   EXPECT_EQ(target().scalar(versions), target_versions);
   EXPECT_EQ(source().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"),
-            "capture,journal_autovacuum");
-  EXPECT_EQ(target().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"), "state");
+            "capture,journal_autovacuum,journal_xid_id_index");
+  EXPECT_EQ(target().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"), "state,snapshot_visibility");
 }
 
 TEST_F(Setup, UpgradeRecordsTheNewStepAndKeepsCaptureInstalled) {
@@ -301,7 +302,8 @@ TEST_F(Setup, UpgradeRecordsTheNewStepAndKeepsCaptureInstalled) {
       src.scalar("SELECT string_agg(t.oid::text, ',' ORDER BY t.oid) FROM pg_trigger t WHERE tgrelid = 'a'::regclass") +
       " " + src.scalar("SELECT installed_at::text || fingerprint FROM pgferry.captured_table");
   src.exec(
-      "DELETE FROM pgferry.schema_version WHERE version = 2; ALTER TABLE pgferry.journal RESET "
+      "DELETE FROM pgferry.schema_version WHERE version >= 2; DROP INDEX pgferry.journal_xid_id_idx; "
+      "CREATE INDEX journal_xid_idx ON pgferry.journal (xid); ALTER TABLE pgferry.journal RESET "
       "(autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor, "
       "autovacuum_vacuum_insert_threshold, autovacuum_analyze_scale_factor, autovacuum_analyze_threshold, "
       "autovacuum_vacuum_cost_delay)");
@@ -503,8 +505,8 @@ TEST_F(Setup, ASecondSetupWaitsForTheFirstAndFindsNothingToDo) {
   const CliResult r2 = second.get();
   ASSERT_EQ(r1.exit_code, 0) << r1.all();
   ASSERT_EQ(r2.exit_code, 0) << r2.all();
-  const std::string installed = "source: pgferry schema at version 2 (applied 2 migration(s))";
-  const std::string up_to_date = "source: pgferry schema at version 2 (up to date)";
+  const std::string installed = "source: pgferry schema at version 3 (applied 3 migration(s))";
+  const std::string up_to_date = "source: pgferry schema at version 3 (up to date)";
   const bool first_installed = r1.out.find(installed) != std::string::npos;
   const CliResult& later = first_installed ? r2 : r1;
   EXPECT_NE((first_installed ? r1 : r2).out.find("source: public.b: capture installed"), std::string::npos)
@@ -513,13 +515,13 @@ TEST_F(Setup, ASecondSetupWaitsForTheFirstAndFindsNothingToDo) {
   EXPECT_NE(later.out.find("source: public.a: capture up to date"), std::string::npos) << later.all();
   EXPECT_NE(later.out.find("nothing to change"), std::string::npos) << later.all();
   PgClient src = source();
-  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2");
+  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
   EXPECT_EQ(src.scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM pgferry.captured_table"), "1,2");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_proc WHERE pronamespace = 'pgferry'::regnamespace"), "2");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"), "4");
   EXPECT_EQ(target().scalar("SELECT count(*) || ' ' || (SELECT count(*) FROM pgferry.table_state) "
                             "FROM pgferry.schema_version"),
-            "1 2");
+            "2 2");
 }
 
 TEST_F(Setup, ManySimultaneousFirstSetupsInstallEverythingOnce) {
@@ -539,12 +541,12 @@ TEST_F(Setup, ManySimultaneousFirstSetupsInstallEverythingOnce) {
   }
   EXPECT_EQ(installers, 1);
   PgClient src = source();
-  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2");
+  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.captured_table"), "2");
   EXPECT_EQ(triggers_on(src, "public.a"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
   src.exec("INSERT INTO a VALUES (1, 'x', 's')");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "1");
-  EXPECT_EQ(target().scalar("SELECT count(*) FROM pgferry.schema_version"), "1");
+  EXPECT_EQ(target().scalar("SELECT count(*) FROM pgferry.schema_version"), "2");
 }
 
 TEST_F(Setup, NeverPrintsThePasswordOfARoleThatHasOne) {

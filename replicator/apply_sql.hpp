@@ -1,0 +1,50 @@
+#pragma once
+// The set-based statements the applier prepares once per target table, and the SQL of the
+// initial copy. Pure: rendering only. Every name is quoted; values travel as one jsonb
+// parameter ($1, a JSON array of row objects keyed by target column name).
+
+#include <string>
+#include <vector>
+
+#include "sql.hpp"
+
+namespace pgferry::apply {
+
+/// A target table as the applier writes it.
+struct TargetShape {
+  sql::QualifiedName table;
+  std::vector<std::string> columns;  // target columns pgferry writes (the mapped ones)
+  std::vector<std::string> key;      // target key columns (a subset of columns)
+};
+
+/// How the upsert decides that a row did not change and skips the write.
+enum class Compare : unsigned char {
+  Native,  // (t.a, t.b) IS DISTINCT FROM (excluded.a, excluded.b)
+  Text,    // the same over ::text, for types without an equality operator (json, point, ...)
+};
+
+/// INSERT ... SELECT FROM jsonb_populate_recordset($1) ON CONFLICT (key) DO UPDATE ... WHERE the
+/// row differs: one statement writes every upsert of a batch, and skips no-op writes.
+[[nodiscard]] std::string render_upsert(const TargetShape& t, Compare compare);
+
+/// DELETE ... USING jsonb_populate_recordset($1) matching on the key: one statement per batch.
+[[nodiscard]] std::string render_delete(const TargetShape& t);
+
+/// The source side of the initial copy: COPY (SELECT the mapped columns WHERE filter) TO STDOUT.
+/// `source_columns` are in the same order as the target columns they fill.
+[[nodiscard]] std::string render_copy_out(const sql::QualifiedName& source, const std::vector<std::string>& source_columns,
+                                          const std::string& where);
+
+/// The target side of the initial copy: a temporary staging table shaped like the target's
+/// written columns, the COPY into it, the upsert from it and the delete of target rows the
+/// source does not have. `staging` is an unqualified temp table name.
+struct CopyIn {
+  std::string create_staging;
+  std::string copy_in;
+  std::string upsert;
+  std::string delete_missing;
+  std::string drop_staging;
+};
+[[nodiscard]] CopyIn render_copy_in(const TargetShape& t, const std::string& staging, Compare compare);
+
+}  // namespace pgferry::apply

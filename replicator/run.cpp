@@ -1,0 +1,427 @@
+#include "run.hpp"
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+#include <uv.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "backoff.hpp"
+#include "capture_sql.hpp"
+#include "migrate.hpp"
+#include "setup.hpp"
+#include "stream.hpp"
+
+namespace pgferry {
+namespace {
+
+using std::chrono::milliseconds;
+
+/// The LISTEN connection, driven by the event loop: nonblocking connect, LISTEN, then wait for
+/// notifications; on any failure, back off and start again. It holds the listener advisory lock
+/// for its whole session, which tells the capture triggers that someone is listening.
+class Listener {
+ public:
+  Listener(uv_loop_t* loop, std::string conninfo, Control& control)
+      : loop_(loop), conninfo_(std::move(conninfo)), control_(control), rng_(std::random_device{}()) {
+    uv_timer_init(loop_, &retry_);
+    retry_.data = this;
+  }
+
+  void start() { connect(); }
+
+  /// Closes the connection and every handle; `done` runs once they are closed.
+  void close() {
+    closing_ = true;
+    uv_timer_stop(&retry_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&retry_), nullptr);
+    drop();
+  }
+
+ private:
+  enum class Phase : unsigned char { Idle, Connecting, Subscribing, Listening };
+
+  void connect() {
+    if (closing_) return;
+    const char* keys[] = {"fallback_application_name", "dbname", nullptr};
+    const char* vals[] = {"pgferry listener", conninfo_.c_str(), nullptr};
+    conn_ = PQconnectStartParams(keys, vals, 1);
+    if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
+      failed("cannot start connecting");
+      return;
+    }
+    phase_ = Phase::Connecting;
+    poll_for(PGRES_POLLING_WRITING);
+  }
+
+  /// Watches the connection's socket for `want`. libpq may switch sockets while connecting
+  /// (several hosts, or SSL then plain): re-read PQsocket() every time.
+  void poll_for(PostgresPollingStatusType want) {
+    const int fd = PQsocket(conn_);
+    if (fd < 0) {
+      failed("connection has no socket");
+      return;
+    }
+    if (poll_ != nullptr && fd != fd_) stop_poll();
+    if (poll_ == nullptr) {
+      poll_ = new uv_poll_t;
+      uv_poll_init(loop_, poll_, fd);
+      poll_->data = this;
+      fd_ = fd;
+    }
+    const int events = want == PGRES_POLLING_WRITING ? UV_WRITABLE : UV_READABLE;
+    uv_poll_start(poll_, events, [](uv_poll_t* h, int status, int) {
+      auto* self = static_cast<Listener*>(h->data);
+      if (status < 0) {
+        self->failed(uv_strerror(status));
+        return;
+      }
+      self->on_ready();
+    });
+  }
+
+  void stop_poll() {
+    if (poll_ == nullptr) return;
+    // Stop watching before libpq can close the descriptor; the handle is freed once closed.
+    uv_poll_stop(poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+    fd_ = -1;
+  }
+
+  void on_ready() {
+    if (phase_ == Phase::Connecting) {
+      switch (PQconnectPoll(conn_)) {
+        case PGRES_POLLING_READING:
+          poll_for(PGRES_POLLING_READING);
+          return;
+        case PGRES_POLLING_WRITING:
+          poll_for(PGRES_POLLING_WRITING);
+          return;
+        case PGRES_POLLING_FAILED:
+          failed(PQerrorMessage(conn_));
+          return;
+        default:
+          break;
+      }
+      // Connected: take the listener lock and LISTEN, outside any transaction. Both take effect
+      // at once (autocommit), so the catch-up read that follows cannot miss a bell.
+      PQsetnonblocking(conn_, 1);
+      const auto sql = fmt::format("SELECT pg_try_advisory_lock({}, {}); LISTEN {}", capture::kLockClass,
+                                   capture::kListenLock, capture::kChannel);
+      if (PQsendQuery(conn_, sql.c_str()) != 1) {
+        failed(PQerrorMessage(conn_));
+        return;
+      }
+      phase_ = Phase::Subscribing;
+      flush();
+      return;
+    }
+    if (PQconsumeInput(conn_) != 1) {
+      failed(PQerrorMessage(conn_));
+      return;
+    }
+    // Every result, then every notification: libpq queues both as it reads.
+    while (PQisBusy(conn_) == 0) {
+      PGresult* r = PQgetResult(conn_);
+      if (r == nullptr) {
+        if (phase_ == Phase::Subscribing) subscribed();
+        break;
+      }
+      const auto st = PQresultStatus(r);
+      if (st == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f') {
+        spdlog::warn("another session holds the pgferry listener lock: is a second pgferry running against this "
+                     "source? Triggers ring for either of them");
+      }
+      if (st == PGRES_FATAL_ERROR) {
+        const std::string msg = PQresultErrorMessage(r);
+        PQclear(r);
+        failed(msg);
+        return;
+      }
+      PQclear(r);
+    }
+    int bells = 0;
+    while (PGnotify* n = PQnotifies(conn_)) {
+      ++bells;
+      PQfreemem(n);
+    }
+    if (bells > 0) {
+      doorbells_ += static_cast<std::uint64_t>(bells);
+      control_.wake();
+    }
+    if (PQstatus(conn_) == CONNECTION_BAD) failed("connection lost");
+  }
+
+  void flush() {
+    const int f = PQflush(conn_);
+    if (f < 0) {
+      failed(PQerrorMessage(conn_));
+      return;
+    }
+    poll_for(f == 1 ? PGRES_POLLING_WRITING : PGRES_POLLING_READING);
+    if (f == 1) {
+      // Wait for writability, then flush again and go back to reading.
+      uv_poll_start(poll_, UV_WRITABLE | UV_READABLE, [](uv_poll_t* h, int status, int events) {
+        auto* self = static_cast<Listener*>(h->data);
+        if (status < 0) {
+          self->failed(uv_strerror(status));
+          return;
+        }
+        if ((events & UV_WRITABLE) != 0) {
+          self->flush();
+          return;
+        }
+        self->on_ready();
+      });
+    }
+  }
+
+  void subscribed() {
+    phase_ = Phase::Listening;
+    backoff_.reset();
+    spdlog::info("listening for the doorbell on channel '{}'", capture::kChannel);
+    // LISTEN, then catch up from the journal, then trust the bell.
+    control_.wake();
+  }
+
+  void failed(std::string_view why) {
+    std::string msg(why);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    drop();
+    if (closing_) return;
+    const auto delay = backoff_.next(unit_(rng_));
+    spdlog::warn("listener connection to the source failed: {} (reconnecting in {} ms; meanwhile the journal is "
+                 "polled)",
+                 msg, delay.count());
+    uv_timer_start(
+        &retry_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->connect(); },
+        static_cast<std::uint64_t>(delay.count()), 0);
+  }
+
+  void drop() {
+    stop_poll();
+    if (conn_ != nullptr) {
+      PQfinish(conn_);
+      conn_ = nullptr;
+    }
+    phase_ = Phase::Idle;
+  }
+
+  uv_loop_t* loop_;
+  std::string conninfo_;
+  Control& control_;
+  PGconn* conn_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  int fd_ = -1;
+  uv_timer_t retry_{};
+  Phase phase_ = Phase::Idle;
+  bool closing_ = false;
+  Backoff backoff_;
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<double> unit_{0.0, 1.0};
+  std::uint64_t doorbells_ = 0;
+};
+
+/// Everything the loop owns.
+struct LoopState {
+  uv_loop_t* loop = nullptr;
+  Control* control = nullptr;
+  Listener* listener = nullptr;
+  uv_signal_t sigterm{};
+  uv_signal_t sigint{};
+  uv_timer_t shutdown_timer{};
+  uv_async_t worker_done{};
+  milliseconds shutdown_timeout{};
+  int signals = 0;
+  int exit_code = 0;
+};
+
+void on_signal(uv_signal_t* h, int signum) {
+  auto* st = static_cast<LoopState*>(h->data);
+  if (++st->signals > 1) {
+    // A second signal: leave now. Nothing is lost: journal rows are deleted only after the
+    // target committed them, so an interrupted batch is simply applied again next time.
+    spdlog::warn("second signal ({}): exiting at once; the batch in flight, if any, will be applied again", signum);
+    spdlog::default_logger()->flush();
+    std::_Exit(128 + signum);
+  }
+  spdlog::info("{} received: finishing the batch in flight (at most {} ms), then stopping",
+               signum == SIGINT ? "SIGINT" : "SIGTERM", st->shutdown_timeout.count());
+  st->control->request_stop();
+  uv_timer_start(
+      &st->shutdown_timer,
+      [](uv_timer_t* t) {
+        auto* s = static_cast<LoopState*>(t->data);
+        spdlog::warn("shutdown_timeout passed: cancelling the batch in flight (it will be applied again)");
+        s->control->cancel_all();
+      },
+      static_cast<std::uint64_t>(st->shutdown_timeout.count()), 0);
+}
+
+/// Builds the worker's view of every configured table, or explains why `run` cannot start.
+int prepare_tables(const Config& config, std::vector<StreamTable>& out) {
+  Connected c;
+  if (const int code = connect_and_inspect(config, c, true); code != 0) return code;
+  for (auto [db, side, name] : {std::tuple{&*c.source, Side::Source, "source"},
+                                std::tuple{&*c.target, Side::Target, "target"}}) {
+    auto v = installed_version(*db);
+    if (!v) {
+      print_error(v.error());
+      return 1;
+    }
+    if (*v != latest_version(side)) {
+      print_error(config_error(fmt::format("{} database", name),
+                               *v == 0 ? "pgferry is not set up there"
+                                       : fmt::format("pgferry's schema is at version {}, this binary needs {}", *v,
+                                                     latest_version(side)),
+                               "run pgferry setup with this configuration first"));
+      return 2;
+    }
+  }
+  auto reg = c.source->exec("SELECT id, source_table FROM pgferry.captured_table");
+  if (!reg) {
+    print_error(reg.error());
+    return 1;
+  }
+  std::map<std::string, std::int32_t> captured;
+  for (int i = 0; i < PQntuples(reg->get()); ++i) {
+    captured[value(reg->get(), i, 1)] = static_cast<std::int32_t>(std::atoi(value(reg->get(), i, 0).c_str()));
+  }
+  int code = 0;
+  for (const auto& t : c.tables) {
+    auto state = capture_state(*c.source, t);
+    if (!state) {
+      print_error(state.error());
+      return 1;
+    }
+    if (!state->registered || !state->up_to_date) {
+      print_error(config_error(t.config->origin,
+                               fmt::format("{} is {} on the source", t.config->source.display(),
+                                           state->registered ? "captured with an outdated definition" : "not captured"),
+                               "run pgferry setup with this configuration, then start run again"));
+      code = 2;
+      continue;
+    }
+    captured.erase(t.config->source.quoted());
+    StreamTable s;
+    s.table_id = state->table_id;
+    s.config = t.config;
+    s.source_key = t.resolved.source_key;
+    for (const auto& m : t.resolved.columns) {
+      s.mapping.emplace_back(m.source, m.target);
+      s.shape.columns.push_back(m.target);
+    }
+    s.shape.table = t.config->target;
+    s.shape.key = t.resolved.target_key;
+    s.source_name = t.config->source.quoted();
+    s.label = t.config->source == t.config->target
+                  ? t.config->source.display()
+                  : fmt::format("{} -> {}", t.config->source.display(), t.config->target.display());
+    out.push_back(std::move(s));
+  }
+  for (const auto& [name, id] : captured) {
+    print_error(config_error(config.origin,
+                             fmt::format("the source captures {} (table id {}) but the configuration does not list it",
+                                         name, id),
+                             "add it back, or run pgferry setup to remove its capture"));
+    code = 2;
+  }
+  return code;
+}
+
+}  // namespace
+
+int run_replicator(const Config& config) {
+  std::vector<StreamTable> tables;
+  if (const int code = prepare_tables(config, tables); code != 0) return code;
+  spdlog::info("pgferry {} replicating {} table(s)", PGFERRY_VERSION, tables.size());
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  Control control;
+  LoopState st;
+  st.loop = &loop;
+  st.control = &control;
+  st.shutdown_timeout = config.shutdown_timeout;
+  Listener listener(&loop, config.source, control);
+  st.listener = &listener;
+
+  uv_signal_init(&loop, &st.sigterm);
+  uv_signal_init(&loop, &st.sigint);
+  st.sigterm.data = &st;
+  st.sigint.data = &st;
+  uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&st.sigint, on_signal, SIGINT);
+  uv_timer_init(&loop, &st.shutdown_timer);
+  st.shutdown_timer.data = &st;
+  uv_async_init(&loop, &st.worker_done, [](uv_async_t* h) {
+    auto* s = static_cast<LoopState*>(h->data);
+    // The worker is gone: close every handle so uv_run returns.
+    s->listener->close();
+    uv_timer_stop(&s->shutdown_timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->shutdown_timer), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->sigterm), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->sigint), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->worker_done), nullptr);
+  });
+  st.worker_done.data = &st;
+
+  listener.start();
+  std::thread worker([&] {
+    st.exit_code = run_stream(config, std::move(tables), control);
+    uv_async_send(&st.worker_done);
+  });
+  uv_run(&loop, UV_RUN_DEFAULT);
+  worker.join();
+  uv_loop_close(&loop);
+  return st.exit_code;
+}
+
+int run_snapshot(const Config& config, const std::string& table) {
+  auto name = sql::parse_qualified_name(table);
+  if (!name) {
+    auto e = std::move(name).error();
+    e.where = "TABLE";
+    print_error(e);
+    return 2;
+  }
+  const TableConfig* t = config.find_table(*name);
+  if (t == nullptr) {
+    print_error(config_error("TABLE", fmt::format("{} is not a configured table", name->display()),
+                             "name a source table listed under tables: in the configuration"));
+    return 2;
+  }
+  auto target = Session::connect(config.target, "target");
+  if (!target) {
+    print_error(target.error());
+    return 1;
+  }
+  auto r = target->query(
+      "UPDATE pgferry.table_state SET status = 'pending', snapshot_started = NULL, snapshot_done = NULL, "
+      "snapshot_rows = 0, snapshot_key = NULL, updated_at = now() WHERE source_table = $1",
+      {t->source.quoted()});
+  if (!r) {
+    print_error(r.error());
+    return 1;
+  }
+  if (std::string(PQcmdTuples(r->get())) != "1") {
+    print_error(config_error("TABLE", fmt::format("{} has no state on the target", t->source.display()),
+                             "run pgferry setup with this configuration first"));
+    return 2;
+  }
+  // Wake a running replicator; it notices the request at its next read.
+  if (auto source = Session::connect(config.source, "source")) {
+    (void)source->run(fmt::format("NOTIFY {}", capture::kChannel));
+  }
+  fmt::print("{}: initial copy requested; a running pgferry run starts it within a second or so\n",
+             t->source.display());
+  return 0;
+}
+
+}  // namespace pgferry

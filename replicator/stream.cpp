@@ -1,0 +1,801 @@
+#include "stream.hpp"
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "backoff.hpp"
+#include "capture_sql.hpp"
+#include "coalesce.hpp"
+#include "journal.hpp"
+#include "pg.hpp"
+
+namespace pgferry {
+
+// ---------------------------------------------------------------------------------------------
+// Control
+
+void Control::wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Control::request_stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool Control::wait_for(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [this] { return woken_ || stop_.load(); });
+}
+
+void Control::clear_wake() {
+  std::lock_guard lock(mu_);
+  woken_ = false;
+}
+
+void Control::set_cancel(int slot, pg_cancel* cancel) {
+  std::lock_guard lock(mu_);
+  if (cancels_[slot] != nullptr) PQfreeCancel(cancels_[slot]);
+  cancels_[slot] = cancel;
+}
+
+void Control::cancel_all() {
+  std::lock_guard lock(mu_);
+  for (auto* c : cancels_) {
+    if (c == nullptr) continue;
+    char err[256];
+    (void)PQcancel(c, err, sizeof err);
+  }
+}
+
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kSourceSlot = 0;
+constexpr int kTargetSlot = 1;
+constexpr int kCopySourceSlot = 2;
+constexpr int kCopyTargetSlot = 3;
+
+std::string pg_array(const std::vector<std::int64_t>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(ids[i]);
+  }
+  return out + "}";
+}
+
+std::string pg_int_array(const std::set<std::int32_t>& ids) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto id : ids) {
+    if (!first) out += ',';
+    first = false;
+    out += std::to_string(id);
+  }
+  return out + "}";
+}
+
+std::string json_array(const std::vector<std::string>& objects) {
+  std::size_t size = 2;
+  for (const auto& o : objects) size += o.size() + 1;
+  std::string out;
+  out.reserve(size);
+  out += '[';
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    if (i > 0) out += ',';
+    out += objects[i];
+  }
+  out += ']';
+  return out;
+}
+
+/// The next batch: whole source transactions in an order consistent with every row's commit
+/// order. A transaction T is taken only with every transaction it depends on:
+///   * `head` is a prefix (by id) of the visible journal rows, cut at max_rows and max_bytes;
+///   * a transaction is taken when all its visible rows are in the head (none after the cut).
+/// If T touched a row after U committed (U held the row lock until then), every id of U is
+/// smaller than T's id for that row, so U lies entirely before the cut whenever T does: U is in
+/// the batch too. A transaction that commits late (lower ids, later commit) is simply read later;
+/// nothing is skipped, because acknowledged rows are deleted instead of remembered by a cursor.
+constexpr const char* kReadBatch = R"(
+WITH head AS (
+  SELECT j.*, sum(coalesce(octet_length(j.new_row::text), 0) + coalesce(octet_length(j.old_key::text), 0) + 64)
+              OVER (ORDER BY j.id) AS bytes
+  FROM (SELECT * FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) ORDER BY id LIMIT $2) j
+), cut AS (
+  SELECT * FROM head WHERE bytes <= $3 OR id = (SELECT min(id) FROM head)
+), bound AS (
+  SELECT max(id) AS last_id FROM cut
+), whole AS (
+  SELECT x.xid FROM (SELECT DISTINCT xid FROM cut) x, bound b
+  WHERE NOT EXISTS (SELECT 1 FROM pgferry.journal j
+                    WHERE j.xid = x.xid AND j.id > b.last_id AND j.table_id <> ALL ($1::int[]))
+)
+), batch AS (
+  SELECT c.id, c.xid, c.table_id, c.op, c.old_key, c.new_row, c.captured_at FROM cut c JOIN whole USING (xid)
+)
+SELECT * FROM batch
+UNION ALL
+-- No whole transaction fits although the journal has rows: one row of NULLs says so, decided in
+-- this statement's snapshot (a second statement could see a commit that landed in between).
+SELECT NULL::bigint, NULL::xid8, NULL::integer, NULL::"char", NULL::jsonb, NULL::jsonb, NULL::timestamptz
+WHERE EXISTS (SELECT 1 FROM head) AND NOT EXISTS (SELECT 1 FROM batch)
+ORDER BY 1)";
+
+/// When no whole transaction fits in a batch: the transaction that comes first in commit-
+/// consistent order (smallest last id). It is then streamed in chunks.
+constexpr const char* kFirstTransaction = R"(
+SELECT xid, max(id) FROM pgferry.journal WHERE table_id <> ALL ($1::int[])
+GROUP BY xid ORDER BY max(id) LIMIT 1)";
+
+constexpr const char* kReadChunk = R"(
+SELECT id, xid, table_id, op, old_key, new_row, captured_at FROM pgferry.journal
+WHERE xid = $1::xid8 AND id > $2 AND table_id <> ALL ($3::int[])
+ORDER BY id LIMIT $4)";
+
+class Worker {
+ public:
+  Worker(const Config& config, std::vector<StreamTable> tables, Control& control)
+      : config_(config), tables_(std::move(tables)), control_(control), rng_(std::random_device{}()) {
+    for (std::size_t i = 0; i < tables_.size(); ++i) by_id_[tables_[i].table_id] = i;
+  }
+
+  int run() {
+    while (!control_.stopping()) {
+      if (!connected()) {
+        if (auto s = connect(); !s) {
+          if (fatal_) return 2;
+          fail(s.error(), "");
+          continue;
+        }
+      }
+      auto st = do_step();
+      if (!st) {
+        if (fatal_) return 2;
+        fail(st.error(), last_sqlstate());
+        continue;
+      }
+      backoff_.reset();
+    }
+    finish_copy();
+    spdlog::info("stopped: {} batches, {} journal rows applied since start", batches_, rows_);
+    return 0;
+  }
+
+ private:
+  // --- connections --------------------------------------------------------------------------
+
+  bool connected() const { return source_ && target_ && source_->alive() && target_->alive(); }
+
+  Status connect() {
+    source_.reset();
+    target_.reset();
+    control_.set_cancel(kSourceSlot, nullptr);
+    control_.set_cancel(kTargetSlot, nullptr);
+    auto s = Session::connect(config_.source, "source", "pgferry reader");
+    if (!s) return std::move(s).error();
+    auto t = Session::connect(config_.target, "target", "pgferry applier");
+    if (!t) return std::move(t).error();
+    source_.emplace(std::move(*s));
+    target_.emplace(std::move(*t));
+    control_.set_cancel(kSourceSlot, PQgetCancel(source_->raw()));
+    control_.set_cancel(kTargetSlot, PQgetCancel(target_->raw()));
+    if (auto r = target_->run("SET application_name = 'pgferry applier'"); !r) return r;
+    if (config_.apply.replica_role) {
+      if (auto r = target_->run("SET session_replication_role = replica"); !r) {
+        fatal_ = true;
+        spdlog::critical("{}", Error{r.error().kind, "apply.replica_role",
+                                     "the target role may not SET session_replication_role: " + r.error().message,
+                                     "GRANT SET ON PARAMETER session_replication_role TO <pgferry's target role>, "
+                                     "or set apply.replica_role: false"}
+                                   .describe());
+        return r;
+      }
+    }
+    if (auto r = prepare_tables(); !r) return r;
+    bell_on_ = std::nullopt;
+    suspects_.clear();
+    // Tables whose initial copy is pending, running or waiting for its journal rows to be
+    // discarded are held back until that is done.
+    if (auto r = load_table_states(); !r) return r;
+    spdlog::info("connected to source and target; {} table(s), {} held back for their initial copy",
+                 tables_.size(), held_.size());
+    return Ok{};
+  }
+
+  Status prepare_tables() {
+    // Foreign keys among the replicated target tables: upserts go parents first, deletes
+    // children first.
+    std::vector<std::string> oids;
+    for (const auto& t : tables_) {
+      auto oid = target_->scalar("SELECT to_regclass($1)::oid::text", {t.shape.table.quoted()});
+      if (!oid) return std::move(oid).error();
+      if (oid->empty()) {
+        fatal_ = true;
+        spdlog::critical("target table {} does not exist (it is configured for {}); create it, then restart",
+                         t.shape.table.display(), t.config->source.display());
+        return runtime_error(t.label, "target table is missing");
+      }
+      oids.push_back(*oid);
+    }
+    std::map<std::string, std::size_t> index_of;
+    for (std::size_t i = 0; i < oids.size(); ++i) index_of[oids[i]] = i;
+    auto fks = target_->exec(
+        "SELECT conrelid::oid::text, confrelid::oid::text FROM pg_constraint WHERE contype = 'f' AND conrelid <> "
+        "confrelid");
+    if (!fks) return std::move(fks).error();
+    std::vector<std::vector<std::size_t>> parents(tables_.size());
+    for (int r = 0; r < PQntuples(fks->get()); ++r) {
+      auto child = index_of.find(value(fks->get(), r, 0));
+      auto parent = index_of.find(value(fks->get(), r, 1));
+      if (child != index_of.end() && parent != index_of.end()) parents[child->second].push_back(parent->second);
+    }
+    // Depth in the parent graph (longest path to a root), with cycles cut at a fixed depth.
+    std::vector<int> depth(tables_.size(), -1);
+    const std::function<int(std::size_t, int)> depth_of = [&](std::size_t i, int guard) -> int {
+      if (depth[i] >= 0) return depth[i];
+      if (guard > static_cast<int>(tables_.size())) return 0;  // a cycle: no order is right for it
+      int d = 0;
+      for (auto p : parents[i]) d = std::max(d, depth_of(p, guard + 1) + 1);
+      return depth[i] = d;
+    };
+    order_.clear();
+    for (std::size_t i = 0; i < tables_.size(); ++i) order_.push_back(i);
+    for (std::size_t i = 0; i < tables_.size(); ++i) depth_of(i, 0);
+    std::stable_sort(order_.begin(), order_.end(), [&](auto a, auto b) { return depth[a] < depth[b]; });
+
+    compare_.assign(tables_.size(), apply::Compare::Native);
+    for (std::size_t i = 0; i < tables_.size(); ++i) {
+      const auto& t = tables_[i];
+      if (auto r = target_->prepare(delete_name(t), apply::render_delete(t.shape)); !r) return r;
+      if (auto r = target_->prepare(upsert_name(t), apply::render_upsert(t.shape, apply::Compare::Native)); !r) {
+        // Some types (json, point, ...) have no equality operator: compare their text instead.
+        if (target_->last_sqlstate() != "42883") return r;
+        compare_[i] = apply::Compare::Text;
+        if (auto r2 = target_->prepare(upsert_name(t), apply::render_upsert(t.shape, apply::Compare::Text)); !r2) {
+          return r2;
+        }
+      }
+    }
+    return Ok{};
+  }
+
+  static std::string upsert_name(const StreamTable& t) { return fmt::format("pgferry_upsert_{}", t.table_id); }
+  static std::string delete_name(const StreamTable& t) { return fmt::format("pgferry_delete_{}", t.table_id); }
+
+  Status load_table_states() {
+    auto r = target_->exec("SELECT source_table, status, copy_snapshot FROM pgferry.table_state");
+    if (!r) return std::move(r).error();
+    std::map<std::string, std::pair<std::string, std::string>> states;
+    for (int i = 0; i < PQntuples(r->get()); ++i) {
+      states[value(r->get(), i, 0)] = {value(r->get(), i, 1), value(r->get(), i, 2)};
+    }
+    held_.clear();
+    for (const auto& t : tables_) {
+      auto it = states.find(t.source_name);
+      if (it == states.end() || it->second.first != "streaming" || !it->second.second.empty()) {
+        held_.insert(t.table_id);
+      }
+    }
+    // A copy that committed but whose journal rows were not discarded yet (a crash in between).
+    for (const auto& t : tables_) {
+      auto it = states.find(t.source_name);
+      if (it != states.end() && it->second.first == "streaming" && !it->second.second.empty()) {
+        if (auto s = discard_copied(t, it->second.second); !s) return s;
+      }
+    }
+    return Ok{};
+  }
+
+  // --- one step -----------------------------------------------------------------------------
+
+  std::string last_sqlstate() const {
+    if (target_ && !target_->last_sqlstate().empty()) return target_->last_sqlstate();
+    if (source_) return source_->last_sqlstate();
+    return {};
+  }
+
+  Status do_step() {
+    if (auto s = poll_copies(); !s) return s;
+    control_.clear_wake();
+    std::vector<Change> batch;
+    if (auto s = read_batch(batch); !s) return s;
+    if (!batch.empty()) {
+      if (bell_on_ != false) {
+        // Busy: writers need not ring; spare them NOTIFY's cluster-wide commit lock.
+        if (auto s = source_->run("SELECT setval('pgferry.doorbell', 0)"); !s) return s;
+        bell_on_ = false;
+      }
+      return apply_and_ack(batch, false);
+    }
+    if (chunk_) return Ok{};  // a large transaction is being streamed: keep going
+    if (bell_on_ != true) {
+      // Caught up: arm the bell, then read once more. Writers that saw it disarmed and have not
+      // committed yet are remembered (suspects); they may commit without ringing.
+      if (auto s = source_->run("SELECT setval('pgferry.doorbell', 1)"); !s) return s;
+      bell_on_ = true;
+      auto snap = source_->scalar("SELECT array_agg(x)::text FROM pg_snapshot_xip(pg_current_snapshot()) x");
+      if (!snap) return std::move(snap).error();
+      suspects_ = *snap;
+      suspect_wait_ = milliseconds(5);
+      return Ok{};
+    }
+    if (!suspects_.empty()) {
+      // Wait a little for the suspects; a doorbell or stop ends the wait early.
+      control_.wait_for(suspect_wait_);
+      suspect_wait_ = std::min(suspect_wait_ * 2, std::min(config_.poll_interval, milliseconds(1000)));
+      auto left = source_->scalar(
+          "SELECT array_agg(x)::text FROM unnest($1::xid8[]) x WHERE pg_xact_status(x) = 'in progress'",
+          {suspects_});
+      if (!left) return std::move(left).error();
+      suspects_ = *left;
+      return Ok{};  // read again: a suspect that finished may have committed journal rows
+    }
+    if (!pending_copy_.empty() || copying_) {
+      control_.wait_for(std::min(config_.poll_interval, milliseconds(200)));
+    } else {
+      control_.wait_for(config_.poll_interval);
+    }
+    return check_requests();
+  }
+
+  // --- reader -------------------------------------------------------------------------------
+
+  Status read_batch(std::vector<Change>& out) {
+    const std::string held = pg_int_array(held_);
+    if (chunk_) return read_chunk(out, held);
+    auto r = source_->query(kReadBatch, {held, std::to_string(config_.batch.max_rows),
+                                         std::to_string(config_.batch.max_bytes)});
+    if (!r) return std::move(r).error();
+    const bool too_large = PQntuples(r->get()) == 1 && PQgetisnull(r->get(), 0, 0) != 0;
+    if (too_large) return start_chunking(out, held);
+    return decode(r->get(), out);
+  }
+
+  Status start_chunking(std::vector<Change>& out, const std::string& held) {
+    auto first = source_->query(kFirstTransaction, {held});
+    if (!first) return std::move(first).error();
+    if (PQntuples(first->get()) == 0) return Ok{};
+    // No whole transaction fits: stream the first one in chunks.
+    chunk_ = Chunking{value(first->get(), 0, 0), 0, 0};
+    spdlog::warn(
+        "source transaction {} is larger than one batch (batch.max_rows {}, batch.max_bytes {}): it spans several "
+        "target transactions, applied in chunks",
+        chunk_->xid, config_.batch.max_rows, config_.batch.max_bytes);
+    ++spanning_;
+    return read_chunk(out, held);
+  }
+
+  Status read_chunk(std::vector<Change>& out, const std::string& held) {
+    auto r = source_->query(kReadChunk, {chunk_->xid, std::to_string(chunk_->after_id), held,
+                                         std::to_string(config_.batch.max_rows)});
+    if (!r) return std::move(r).error();
+    if (auto s = decode(r->get(), out); !s) return s;
+    if (out.empty()) {
+      spdlog::info("source transaction {} applied in {} chunk(s)", chunk_->xid, chunk_->chunks);
+      chunk_.reset();
+      return Ok{};
+    }
+    chunk_->after_id = out.back().id;
+    ++chunk_->chunks;
+    return Ok{};
+  }
+
+  Status decode(const PGresult* r, std::vector<Change>& out) {
+    const int n = PQntuples(r);
+    out.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      const auto table_id = static_cast<std::int32_t>(std::strtol(PQgetvalue(r, i, 2), nullptr, 10));
+      auto it = by_id_.find(table_id);
+      if (it == by_id_.end()) {
+        fatal_ = true;
+        return config_error("journal", fmt::format("journal row {} is for captured table id {}, which is not configured",
+                                                   value(r, i, 0), table_id),
+                            "run pgferry setup to remove capture from tables no longer configured");
+      }
+      const auto& t = tables_[it->second];
+      auto c = decode_change(std::strtoll(PQgetvalue(r, i, 0), nullptr, 10), value(r, i, 1), table_id,
+                             PQgetvalue(r, i, 3)[0], value(r, i, 4), value(r, i, 5), t.source_key, value(r, i, 6));
+      if (!c) return std::move(c).error();
+      out.push_back(std::move(*c));
+    }
+    return Ok{};
+  }
+
+  // --- applier ------------------------------------------------------------------------------
+
+  Status apply_and_ack(const std::vector<Change>& batch, bool serial) {
+    const auto started = Clock::now();
+    auto s = apply(batch, serial);
+    if (!s) {
+      const auto state = target_->last_sqlstate();
+      (void)target_->run("ROLLBACK");
+      if (!serial && state.size() == 5 && state.starts_with("23")) {
+        // The set-based order (deletes children first, then upserts parents first) cannot honour
+        // every constraint a source transaction satisfied step by step (a child re-parented
+        // before its old parent is deleted). Replay this batch change by change, in journal order.
+        spdlog::info("batch of {} change(s) rejected as a set ({}); replaying it in journal order", batch.size(),
+                     s.error().message);
+        return apply_and_ack(batch, true);
+      }
+      return s;
+    }
+    // Ack only after the target committed: a crash in between re-applies the batch, which
+    // changes nothing (upserts of the same images, deletes of absent keys).
+    std::vector<std::int64_t> ids;
+    ids.reserve(batch.size());
+    for (const auto& c : batch) ids.push_back(c.id);
+    if (auto r = source_->query("DELETE FROM pgferry.journal WHERE id = ANY ($1::bigint[])", {pg_array(ids)}); !r) {
+      return std::move(r).error();
+    }
+    ++batches_;
+    rows_ += batch.size();
+    const auto ms = std::chrono::duration_cast<milliseconds>(Clock::now() - started).count();
+    spdlog::debug("applied {} change(s) in {} ms{}", batch.size(), ms, serial ? " (serial replay)" : "");
+    maybe_report();
+    return Ok{};
+  }
+
+  Status apply(const std::vector<Change>& batch, bool serial) {
+    if (auto s = target_->run("BEGIN"); !s) return s;
+    if (serial) {
+      for (const auto& c : batch) {
+        if (auto s = apply_actions(coalesce({c})); !s) return s;
+      }
+    } else {
+      if (auto s = apply_actions(coalesce(batch)); !s) return s;
+    }
+    if (auto s = record_progress(batch); !s) return s;
+    return target_->run("COMMIT");
+  }
+
+  Status apply_actions(const std::map<std::int32_t, TableActions>& actions) {
+    // TRUNCATE first, all tables in one statement (foreign keys among them allow nothing else).
+    std::string truncate;
+    for (const auto& [id, a] : actions) {
+      if (!a.truncate) continue;
+      truncate += truncate.empty() ? "TRUNCATE " : ", ";
+      truncate += tables_[by_id_.at(id)].shape.table.quoted();
+    }
+    if (!truncate.empty()) {
+      if (auto s = target_->run(truncate); !s) return s;
+    }
+    // Deletes children first, then upserts parents first.
+    for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
+      const auto& t = tables_[*it];
+      auto a = actions.find(t.table_id);
+      if (a == actions.end() || a->second.deletes.empty()) continue;
+      std::vector<std::string> keys;
+      keys.reserve(a->second.deletes.size());
+      for (const auto& d : a->second.deletes) {
+        auto k = key_object(d.key, t.shape.key);
+        if (!k) return std::move(k).error();
+        keys.push_back(std::move(*k));
+      }
+      if (auto r = target_->exec_prepared(delete_name(t), {json_array(keys)}); !r) return std::move(r).error();
+    }
+    for (const auto i : order_) {
+      const auto& t = tables_[i];
+      auto a = actions.find(t.table_id);
+      if (a == actions.end() || a->second.upserts.empty()) continue;
+      std::vector<std::string> rows;
+      rows.reserve(a->second.upserts.size());
+      for (const auto& u : a->second.upserts) {
+        auto m = map_image(u.image, t.mapping);
+        if (!m) return std::move(m).error();
+        rows.push_back(std::move(*m));
+      }
+      if (auto r = target_->exec_prepared(upsert_name(t), {json_array(rows)}); !r) return std::move(r).error();
+    }
+    return Ok{};
+  }
+
+  Status record_progress(const std::vector<Change>& batch) {
+    std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> per_table;  // rows, last id
+    for (const auto& c : batch) {
+      auto& p = per_table[c.table_id];
+      ++p.first;
+      p.second = std::max(p.second, c.id);
+    }
+    std::string names = "[";
+    std::string counts = "{";
+    std::string last = "{";
+    bool first = true;
+    for (const auto& [id, p] : per_table) {
+      if (!first) {
+        names += ',';
+        counts += ',';
+        last += ',';
+      }
+      first = false;
+      names += '"';
+      for (char ch : tables_[by_id_.at(id)].source_name) {
+        if (ch == '"' || ch == '\\') names += '\\';
+        names += ch;
+      }
+      names += '"';
+      counts += std::to_string(p.first);
+      last += std::to_string(p.second);
+    }
+    names += ']';
+    counts += '}';
+    last += '}';
+    auto r = target_->query(
+        "UPDATE pgferry.table_state s SET rows_applied = s.rows_applied + u.n, last_journal_id = u.last_id, "
+        "last_applied_at = now(), updated_at = now() "
+        "FROM (SELECT jsonb_array_elements_text($1::jsonb) AS name, unnest($2::bigint[]) AS n, "
+        "unnest($3::bigint[]) AS last_id) u WHERE s.source_table = u.name",
+        {names, counts, last});
+    if (!r) return std::move(r).error();
+    return Ok{};
+  }
+
+  void maybe_report() {
+    const auto now = Clock::now();
+    if (now - last_report_ < std::chrono::seconds(10)) return;
+    last_report_ = now;
+    spdlog::info("applied {} journal row(s) in {} batch(es) so far{}", rows_, batches_,
+                 spanning_ > 0 ? fmt::format("; {} transaction(s) spanned several batches", spanning_) : "");
+  }
+
+  // --- initial copies -----------------------------------------------------------------------
+
+  /// Notices tables an operator asked to re-copy (`pgferry snapshot`), at most once a second.
+  Status check_requests() {
+    const auto now = Clock::now();
+    if (now - last_request_check_ < std::chrono::seconds(1)) return Ok{};
+    last_request_check_ = now;
+    auto r = target_->exec("SELECT source_table FROM pgferry.table_state WHERE status = 'pending'");
+    if (!r) return std::move(r).error();
+    for (int i = 0; i < PQntuples(r->get()); ++i) {
+      const auto name = value(r->get(), i, 0);
+      for (const auto& t : tables_) {
+        if (t.source_name == name && !held_.contains(t.table_id)) {
+          spdlog::info("{}: re-copy requested", t.label);
+          held_.insert(t.table_id);
+        }
+      }
+    }
+    return Ok{};
+  }
+
+  /// Starts the copy of the next held table, and finishes copies that are done. Runs between
+  /// batches, so no batch of a table is in flight while its copy starts or lands.
+  Status poll_copies() {
+    if (copying_ && copy_done_.load()) {
+      copier_.join();
+      copying_ = false;
+      const auto& t = tables_[by_id_.at(copy_table_)];
+      if (copy_status_) {
+        if (auto s = discard_copied(t, copy_snapshot_); !s) return s;
+        held_.erase(copy_table_);
+      } else {
+        spdlog::error("{}: initial copy failed: {}; retrying", t.label, copy_status_.error().describe());
+        copy_retry_at_ = Clock::now() + copy_backoff_.next(unit(rng_));
+      }
+    }
+    if (copying_ || control_.stopping() || Clock::now() < copy_retry_at_) return Ok{};
+    // Parents first, so a child's copy finds the rows its foreign keys point to.
+    for (const auto i : order_) {
+      const auto id = tables_[i].table_id;
+      if (!held_.contains(id)) continue;
+      copy_table_ = id;
+      copy_done_ = false;
+      copying_ = true;
+      copy_status_ = Ok{};
+      copier_ = std::thread([this] {
+        copy_status_ = copy_table(tables_[by_id_.at(copy_table_)]);
+        copy_done_ = true;
+        control_.wake();
+      });
+      break;
+    }
+    return Ok{};
+  }
+
+  void finish_copy() {
+    if (!copying_) return;
+    copier_.join();
+    copying_ = false;
+  }
+
+  /// Deletes the journal rows the copy already contains (transactions visible to its snapshot),
+  /// then lets the table stream.
+  Status discard_copied(const StreamTable& t, const std::string& snapshot) {
+    auto r = source_->query(
+        "DELETE FROM pgferry.journal WHERE table_id = $1 AND pg_visible_in_snapshot(xid, $2::pg_snapshot)",
+        {std::to_string(t.table_id), snapshot});
+    if (!r) return std::move(r).error();
+    const auto discarded = std::string(PQcmdTuples(r->get()));
+    auto c = target_->query("UPDATE pgferry.table_state SET copy_snapshot = NULL WHERE source_table = $1",
+                            {t.source_name});
+    if (!c) return std::move(c).error();
+    spdlog::info("{}: streaming ({} journal row(s) already in the copy discarded)", t.label, discarded);
+    return Ok{};
+  }
+
+  /// The initial copy of one table, on its own pair of connections (runs on the copier thread).
+  Status copy_table(const StreamTable& t) {
+    auto src = Session::connect(config_.source, "source", "pgferry copy");
+    if (!src) return std::move(src).error();
+    auto dst = Session::connect(config_.target, "target", "pgferry copy");
+    if (!dst) return std::move(dst).error();
+    control_.set_cancel(kCopySourceSlot, PQgetCancel(src->raw()));
+    control_.set_cancel(kCopyTargetSlot, PQgetCancel(dst->raw()));
+    struct Unregister {
+      Control& c;
+      ~Unregister() {
+        c.set_cancel(kCopySourceSlot, nullptr);
+        c.set_cancel(kCopyTargetSlot, nullptr);
+      }
+    } unregister{control_};
+    if (config_.apply.replica_role) {
+      if (auto s = dst->run("SET session_replication_role = replica"); !s) return s;
+    }
+    spdlog::info("{}: initial copy starting", t.label);
+    const auto started = Clock::now();
+    if (auto s = dst->run("BEGIN"); !s) return s;
+    auto prev = dst->query(
+        "UPDATE pgferry.table_state SET status = 'snapshotting', snapshot_started = now(), updated_at = now() "
+        "WHERE source_table = $1 RETURNING copy_snapshot",
+        {t.source_name});
+    if (!prev) return std::move(prev).error();
+    if (auto s = dst->run("COMMIT"); !s) return s;
+
+    // The trigger exists (setup installed it before), so every change after this snapshot is
+    // in the journal, and every change before it is in the copy.
+    if (auto s = src->run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s) return s;
+    auto snap = src->scalar("SELECT pg_current_snapshot()::text");
+    if (!snap) return std::move(snap).error();
+
+    std::vector<std::string> source_columns;
+    source_columns.reserve(t.mapping.size());
+    for (const auto& [s, d] : t.mapping) source_columns.push_back(s);
+    const auto in = apply::render_copy_in(t.shape, "pgferry_copy", apply::Compare::Text);
+    if (auto s = dst->run("BEGIN"); !s) return s;
+    if (auto s = dst->run(in.create_staging); !s) return s;
+    if (auto s = copy_rows(*src, *dst, apply::render_copy_out(t.config->source, source_columns, t.config->where),
+                           in.copy_in);
+        !s) {
+      return s;
+    }
+    if (auto s = dst->run(in.delete_missing); !s) return s;
+    auto up = dst->exec(in.upsert);
+    if (!up) return std::move(up).error();
+    auto rows = dst->scalar("SELECT count(*) FROM pgferry_copy");
+    if (!rows) return std::move(rows).error();
+    auto done = dst->query(
+        "UPDATE pgferry.table_state SET status = 'streaming', snapshot_done = now(), snapshot_rows = $2, "
+        "copy_snapshot = $3, stop_reason = NULL, updated_at = now() WHERE source_table = $1",
+        {t.source_name, *rows, *snap});
+    if (!done) return std::move(done).error();
+    if (auto s = dst->run("COMMIT"); !s) return s;
+    (void)src->run("COMMIT");
+    copy_snapshot_ = *snap;
+    const auto secs = std::chrono::duration<double>(Clock::now() - started).count();
+    spdlog::info("{}: initial copy done: {} row(s) in {:.1f} s", t.label, *rows, secs);
+    return Ok{};
+  }
+
+  /// Streams COPY OUT of the source into COPY IN of the target, one row buffer at a time.
+  static Status copy_rows(Session& src, Session& dst, const std::string& copy_out, const std::string& copy_in) {
+    PgResultPtr out(PQexec(src.raw(), copy_out.c_str()));
+    if (PQresultStatus(out.get()) != PGRES_COPY_OUT) {
+      return runtime_error("source database", fmt::format("COPY failed: {}", PQerrorMessage(src.raw())));
+    }
+    PgResultPtr in(PQexec(dst.raw(), copy_in.c_str()));
+    if (PQresultStatus(in.get()) != PGRES_COPY_IN) {
+      return runtime_error("target database", fmt::format("COPY failed: {}", PQerrorMessage(dst.raw())));
+    }
+    for (;;) {
+      char* buf = nullptr;
+      const int n = PQgetCopyData(src.raw(), &buf, 0);
+      if (n == -1) break;
+      if (n < 0) {
+        (void)PQputCopyEnd(dst.raw(), "source COPY failed");
+        return runtime_error("source database", fmt::format("COPY failed: {}", PQerrorMessage(src.raw())));
+      }
+      const int put = PQputCopyData(dst.raw(), buf, n);
+      PQfreemem(buf);
+      if (put != 1) return runtime_error("target database", fmt::format("COPY failed: {}", PQerrorMessage(dst.raw())));
+    }
+    PgResultPtr out_end(PQgetResult(src.raw()));
+    if (PQresultStatus(out_end.get()) != PGRES_COMMAND_OK) {
+      return runtime_error("source database", fmt::format("COPY failed: {}", PQerrorMessage(src.raw())));
+    }
+    while (PgResultPtr extra{PQgetResult(src.raw())}) {
+    }
+    if (PQputCopyEnd(dst.raw(), nullptr) != 1) {
+      return runtime_error("target database", fmt::format("COPY failed: {}", PQerrorMessage(dst.raw())));
+    }
+    PgResultPtr in_end(PQgetResult(dst.raw()));
+    if (PQresultStatus(in_end.get()) != PGRES_COMMAND_OK) {
+      return runtime_error("target database", fmt::format("COPY failed: {}", PQresultErrorMessage(in_end.get())));
+    }
+    while (PgResultPtr extra{PQgetResult(dst.raw())}) {
+    }
+    return Ok{};
+  }
+
+  // --- failures -----------------------------------------------------------------------------
+
+  void fail(const Error& e, const std::string& sqlstate) {
+    const auto delay = backoff_.next(unit(rng_));
+    spdlog::error("{} (retrying in {} ms{})", e.describe(), delay.count(),
+                  sqlstate.empty() ? "" : ", SQLSTATE " + sqlstate);
+    if (source_ && source_->alive()) (void)source_->run("ROLLBACK");
+    if (target_ && target_->alive()) (void)target_->run("ROLLBACK");
+    chunk_.reset();
+    const auto until = Clock::now() + delay;
+    while (!control_.stopping() && Clock::now() < until) {
+      control_.wait_for(std::chrono::duration_cast<milliseconds>(until - Clock::now()));
+      control_.clear_wake();
+    }
+  }
+
+  struct Chunking {
+    std::string xid;
+    std::int64_t after_id = 0;
+    int chunks = 0;
+  };
+
+  const Config& config_;
+  std::vector<StreamTable> tables_;
+  Control& control_;
+  std::map<std::int32_t, std::size_t> by_id_;
+  std::vector<std::size_t> order_;  // parents before children
+  std::vector<apply::Compare> compare_;
+  std::optional<Session> source_;
+  std::optional<Session> target_;
+  std::optional<bool> bell_on_;
+  std::string suspects_;  // xid8[] text of writers that may have seen the bell disarmed
+  milliseconds suspect_wait_{5};
+  std::optional<Chunking> chunk_;
+  std::set<std::int32_t> held_;  // tables whose journal rows wait for their initial copy
+  std::set<std::int32_t> pending_copy_;
+  std::thread copier_;
+  bool copying_ = false;
+  std::atomic<bool> copy_done_{false};
+  std::int32_t copy_table_ = 0;
+  Status copy_status_ = Ok{};
+  std::string copy_snapshot_;
+  Backoff copy_backoff_;
+  Clock::time_point copy_retry_at_{};
+  Backoff backoff_;
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<double> unit{0.0, 1.0};
+  bool fatal_ = false;
+  std::uint64_t batches_ = 0;
+  std::uint64_t rows_ = 0;
+  std::uint64_t spanning_ = 0;
+  Clock::time_point last_report_ = Clock::now();
+  Clock::time_point last_request_check_{};
+};
+
+}  // namespace
+
+int run_stream(const Config& config, std::vector<StreamTable> tables, Control& control) {
+  Worker w(config, std::move(tables), control);
+  return w.run();
+}
+
+}  // namespace pgferry

@@ -1,0 +1,72 @@
+#pragma once
+// The ferry: the worker that drains the journal into the target. It runs on its own thread with
+// blocking libpq connections (one source reader, one target applier, plus a copier pair while an
+// initial copy runs), so the event loop that owns the LISTEN socket, the timers and the signals
+// never blocks. The loop talks to it only through Control.
+//
+// One step of the worker:
+//   read the next batch of whole source transactions (reader) -> coalesce per row ->
+//   apply in one target transaction (applier) -> delete the applied journal rows (ack).
+// When a read comes back empty it arms the doorbell, waits for every transaction that may have
+// seen it disarmed, and reads once more before it sleeps (see docs/ARCHITECTURE.md, "Doorbell").
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "apply_sql.hpp"
+#include "config.hpp"
+#include "result.hpp"
+
+struct pg_cancel;
+
+namespace pgferry {
+
+/// What the event loop and the worker share. Every member is safe to call from any thread.
+class Control {
+ public:
+  /// Something may be in the journal (doorbell, LISTEN re-established, `snapshot` command).
+  void wake();
+  /// Stop after the batch in flight.
+  void request_stop();
+  [[nodiscard]] bool stopping() const noexcept { return stop_.load(); }
+  /// Sleeps until woken, stopped or `timeout` passed. Returns true when woken or stopped.
+  bool wait_for(std::chrono::milliseconds timeout);
+  /// Clears a pending wake-up before a read, so a doorbell during the read causes another one.
+  void clear_wake();
+  /// The worker registers the cancel handles of its connections; cancel_all() aborts whatever
+  /// statement runs now (the batch in flight is then rolled back).
+  void set_cancel(int slot, pg_cancel* cancel);
+  void cancel_all();
+
+  static constexpr int kSlots = 4;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool woken_ = false;
+  std::atomic<bool> stop_{false};
+  pg_cancel* cancels_[kSlots] = {};
+};
+
+/// One configured table as the worker replicates it.
+struct StreamTable {
+  std::int32_t table_id = 0;
+  const TableConfig* config = nullptr;
+  std::vector<std::string> source_key;                          // source key columns
+  std::vector<std::pair<std::string, std::string>> mapping;     // replicated columns, source -> target
+  apply::TargetShape shape;                                     // target columns and key
+  std::string source_name;                                      // quoted, as in captured_table/table_state
+  std::string label;                                            // for logs: public.users -> public.chat_users
+};
+
+/// Runs the worker until `control.request_stop()`; returns the process exit code (0 after a clean
+/// stop). Errors it can ride out (a dropped connection, a rejected batch) are logged and retried
+/// with backoff; only a configuration that cannot work ends it (exit 2).
+int run_stream(const Config& config, std::vector<StreamTable> tables, Control& control);
+
+}  // namespace pgferry
