@@ -23,6 +23,13 @@ namespace pgferry {
 // ---------------------------------------------------------------------------------------------
 // Control
 
+Control::~Control() {
+  for (auto*& c : cancels_) {
+    if (c != nullptr) PQfreeCancel(c);
+    c = nullptr;
+  }
+}
+
 void Control::wake() {
   {
     std::lock_guard lock(mu_);
@@ -118,7 +125,7 @@ std::string json_array(const std::vector<std::string>& objects) {
 /// nothing is skipped, because acknowledged rows are deleted instead of remembered by a cursor.
 constexpr const char* kReadBatch = R"(
 WITH head AS (
-  SELECT j.*, sum(coalesce(octet_length(j.new_row::text), 0) + coalesce(octet_length(j.old_key::text), 0) + 64)
+  SELECT j.*, sum(coalesce(pg_column_size(j.new_row), 0) + coalesce(pg_column_size(j.old_key), 0) + 64)
               OVER (ORDER BY j.id) AS bytes
   FROM (SELECT * FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) ORDER BY id LIMIT $2) j
 ), cut AS (
@@ -129,7 +136,6 @@ WITH head AS (
   SELECT x.xid FROM (SELECT DISTINCT xid FROM cut) x, bound b
   WHERE NOT EXISTS (SELECT 1 FROM pgferry.journal j
                     WHERE j.xid = x.xid AND j.id > b.last_id AND j.table_id <> ALL ($1::int[]))
-)
 ), batch AS (
   SELECT c.id, c.xid, c.table_id, c.op, c.old_key, c.new_row, c.captured_at FROM cut c JOIN whole USING (xid)
 )

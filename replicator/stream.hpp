@@ -29,6 +29,10 @@ namespace pgferry {
 /// What the event loop and the worker share. Every member is safe to call from any thread.
 class Control {
  public:
+  Control() = default;
+  ~Control();
+  Control(const Control&) = delete;
+  Control& operator=(const Control&) = delete;
   /// Something may be in the journal (doorbell, LISTEN re-established, `snapshot` command).
   void wake();
   /// Stop after the batch in flight.
