@@ -37,28 +37,105 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-Result<simdjson::dom::element> parse(simdjson::dom::parser& parser, std::string_view json, std::string_view what) {
-  simdjson::dom::element doc;
-  if (const auto err = parser.parse(json.data(), json.size()).get(doc); err) {
+/// JSON text kept in a buffer with the padding simdjson's On-Demand parser reads past the end.
+/// On-Demand rather than DOM: values are sliced out as the source wrote them, never re-serialized,
+/// so numerics keep every digit and their scale (1.50 stays 1.50) and integers wider than 64 bits
+/// or doubles beyond 1e308 are not even parsed.
+class Document {
+ public:
+  Result<simdjson::ondemand::document*> parse(std::string_view json, std::string_view what) {
+    buffer_.assign(json);
+    buffer_.resize(json.size() + simdjson::SIMDJSON_PADDING, '\0');
+    if (const auto err = parser_.iterate(buffer_.data(), json.size(), buffer_.size()).get(doc_); err) {
+      return invalid(what, err);
+    }
+    return &doc_;
+  }
+
+  static Error invalid(std::string_view what, simdjson::error_code err) {
     return runtime_error(std::string(what), fmt::format("is not valid JSON: {}", simdjson::error_message(err)));
   }
-  return doc;
+
+ private:
+  simdjson::ondemand::parser parser_;
+  simdjson::ondemand::document doc_;
+  std::string buffer_;
+};
+
+std::string_view trim_right(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
 }
 
-/// The key values of `object` in `columns` order, as a minified JSON array.
-Result<std::string> key_array(const simdjson::dom::element& object, const std::vector<std::string>& columns,
+/// The JSON text of `v` exactly as written (minus surrounding whitespace).
+simdjson::simdjson_result<std::string_view> raw_value(simdjson::ondemand::value v) {
+  simdjson::ondemand::json_type type;
+  if (const auto err = v.type().get(type); err) return err;
+  std::string_view raw;
+  simdjson::error_code err = simdjson::SUCCESS;
+  switch (type) {
+    case simdjson::ondemand::json_type::object: {
+      simdjson::ondemand::object o;
+      err = v.get_object().get(o);
+      if (!err) err = o.raw_json().get(raw);
+      break;
+    }
+    case simdjson::ondemand::json_type::array: {
+      simdjson::ondemand::array a;
+      err = v.get_array().get(a);
+      if (!err) err = a.raw_json().get(raw);
+      break;
+    }
+    default:
+      raw = v.raw_json_token();
+  }
+  if (err) return err;
+  return trim_right(raw);
+}
+
+/// Calls `each(key, raw value)` for every member of the JSON object in `json`; stops early when
+/// `each` returns false. Fails when `json` is not a JSON object.
+template <typename Each>
+Result<Ok> for_each_member(Document& doc, std::string_view json, std::string_view what, Each&& each) {
+  auto parsed = doc.parse(json, what);
+  if (!parsed) return std::move(parsed).error();
+  simdjson::ondemand::object obj;
+  if ((*parsed)->get_object().get(obj)) return runtime_error(std::string(what), "is not a JSON object");
+  for (auto field : obj) {
+    std::string_view key;
+    if (const auto err = field.unescaped_key().get(key); err) return Document::invalid(what, err);
+    std::string_view raw;
+    if (const auto err = raw_value(field.value()).get(raw); err) return Document::invalid(what, err);
+    if (!each(key, raw)) break;
+  }
+  return Ok{};
+}
+
+/// The key values of the JSON object `json` in `columns` order, as a JSON array ([42,"eu"]).
+Result<std::string> key_array(Document& doc, std::string_view json, const std::vector<std::string>& columns,
                               std::string_view what) {
-  simdjson::dom::object obj;
-  if (object.get_object().get(obj)) return runtime_error(std::string(what), "is not a JSON object");
+  std::vector<std::string_view> values(columns.size());
+  std::size_t found = 0;
+  auto walked = for_each_member(doc, json, what, [&](std::string_view key, std::string_view raw) {
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      if (columns[i] == key && values[i].data() == nullptr) {
+        values[i] = raw;
+        ++found;
+      }
+    }
+    return found < columns.size();
+  });
+  if (!walked) return std::move(walked).error();
   std::string out = "[";
   for (std::size_t i = 0; i < columns.size(); ++i) {
-    simdjson::dom::element v;
-    if (obj.at_key(columns[i]).get(v)) {
+    if (values[i].data() == nullptr) {
       return runtime_error(std::string(what), fmt::format("has no value for key column \"{}\"", columns[i]),
                            "the capture trigger is out of date: run pgferry setup");
     }
     if (i > 0) out += ',';
-    out += simdjson::minify(v);
+    out += values[i];
   }
   out += ']';
   return out;
@@ -75,7 +152,7 @@ Result<Change> decode_change(std::int64_t id, std::string xid, std::int32_t tabl
   c.table_id = table_id;
   c.captured_at = std::move(captured_at);
   const std::string where = fmt::format("journal row {}", id);
-  thread_local simdjson::dom::parser parser;
+  thread_local Document doc;
   switch (op) {
     case 'T':
       c.op = Op::Truncate;
@@ -84,16 +161,12 @@ Result<Change> decode_change(std::int64_t id, std::string xid, std::int32_t tabl
     case 'U': {
       c.op = op == 'I' ? Op::Insert : Op::Update;
       if (new_row_json.empty()) return runtime_error(where, fmt::format("op {} has no row image", op));
-      auto doc = parse(parser, new_row_json, where + " new_row");
-      if (!doc) return std::move(doc).error();
-      auto key = key_array(*doc, key_columns, where + " new_row");
+      auto key = key_array(doc, new_row_json, key_columns, where + " new_row");
       if (!key) return std::move(key).error();
       c.key = std::move(*key);
       c.image = std::string(new_row_json);
       if (c.op == Op::Update && !old_key_json.empty()) {
-        auto old_doc = parse(parser, old_key_json, where + " old_key");
-        if (!old_doc) return std::move(old_doc).error();
-        auto old_key = key_array(*old_doc, key_columns, where + " old_key");
+        auto old_key = key_array(doc, old_key_json, key_columns, where + " old_key");
         if (!old_key) return std::move(old_key).error();
         if (*old_key != c.key) c.old_key = std::move(*old_key);
       }
@@ -102,9 +175,7 @@ Result<Change> decode_change(std::int64_t id, std::string xid, std::int32_t tabl
     case 'D': {
       c.op = Op::Delete;
       if (old_key_json.empty()) return runtime_error(where, "op D has no old key");
-      auto doc = parse(parser, old_key_json, where + " old_key");
-      if (!doc) return std::move(doc).error();
-      auto key = key_array(*doc, key_columns, where + " old_key");
+      auto key = key_array(doc, old_key_json, key_columns, where + " old_key");
       if (!key) return std::move(key).error();
       c.key = std::move(*key);
       return c;
@@ -116,43 +187,52 @@ Result<Change> decode_change(std::int64_t id, std::string xid, std::int32_t tabl
 
 Result<std::string> map_image(std::string_view image_json,
                               const std::vector<std::pair<std::string, std::string>>& mapping) {
-  thread_local simdjson::dom::parser parser;
-  auto doc = parse(parser, image_json, "row image");
-  if (!doc) return std::move(doc).error();
-  simdjson::dom::object obj;
-  if (doc->get_object().get(obj)) return runtime_error("row image", "is not a JSON object");
+  thread_local Document doc;
+  std::vector<std::string_view> values(mapping.size());
+  auto walked = for_each_member(doc, image_json, "row image", [&](std::string_view key, std::string_view raw) {
+    for (std::size_t i = 0; i < mapping.size(); ++i) {
+      if (mapping[i].first == key) values[i] = raw;
+    }
+    return true;
+  });
+  if (!walked) return std::move(walked).error();
   std::string out = "{";
   bool first = true;
-  for (const auto& [source, target] : mapping) {
-    simdjson::dom::element v;
-    if (obj.at_key(source).get(v)) continue;
+  for (std::size_t i = 0; i < mapping.size(); ++i) {
+    if (values[i].data() == nullptr) continue;
     if (!first) out += ',';
     first = false;
-    append_json_string(out, target);
+    append_json_string(out, mapping[i].second);
     out += ':';
-    out += simdjson::minify(v);
+    out += values[i];
   }
   out += '}';
   return out;
 }
 
 Result<std::string> key_object(std::string_view key_array_json, const std::vector<std::string>& names) {
-  thread_local simdjson::dom::parser parser;
-  auto doc = parse(parser, key_array_json, "key");
-  if (!doc) return std::move(doc).error();
-  simdjson::dom::array arr;
-  if (doc->get_array().get(arr)) return runtime_error("key", "is not a JSON array");
-  if (arr.size() != names.size()) {
-    return runtime_error("key", fmt::format("has {} values for {} key columns", arr.size(), names.size()));
-  }
+  thread_local Document doc;
+  auto parsed = doc.parse(key_array_json, "key");
+  if (!parsed) return std::move(parsed).error();
+  simdjson::ondemand::array arr;
+  if ((*parsed)->get_array().get(arr)) return runtime_error("key", "is not a JSON array");
   std::string out = "{";
   std::size_t i = 0;
-  for (const auto v : arr) {
-    if (i > 0) out += ',';
-    append_json_string(out, names[i]);
-    out += ':';
-    out += simdjson::minify(v);
+  for (auto element : arr) {
+    simdjson::ondemand::value v;
+    if (const auto err = element.get(v); err) return Document::invalid("key", err);
+    std::string_view raw;
+    if (const auto err = raw_value(v).get(raw); err) return Document::invalid("key", err);
+    if (i < names.size()) {
+      if (i > 0) out += ',';
+      append_json_string(out, names[i]);
+      out += ':';
+      out += raw;
+    }
     ++i;
+  }
+  if (i != names.size()) {
+    return runtime_error("key", fmt::format("has {} values for {} key columns", i, names.size()));
   }
   out += '}';
   return out;
