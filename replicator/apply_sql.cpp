@@ -14,6 +14,25 @@ std::string joined(const std::vector<std::string>& names, const std::string& pre
   return out;
 }
 
+/// The value of target column `column` from the recordset row `alias`: as decoded, or, for a
+/// column journaled as text, that text cast back to the column's type.
+std::string value_of(const TargetShape& t, const std::string& column, const std::string& alias) {
+  const auto q = alias + "." + sql::quote_ident(column);
+  const auto it = t.from_text.find(column);
+  if (it == t.from_text.end()) return q;
+  return fmt::format("({} #>> '{{}}')::{}", q, it->second);
+}
+
+/// value_of() for every column of `t`, comma-separated.
+std::string values_of(const TargetShape& t, const std::string& alias) {
+  std::string out;
+  for (const auto& c : t.columns) {
+    if (!out.empty()) out += ", ";
+    out += value_of(t, c, alias);
+  }
+  return out;
+}
+
 std::vector<std::string> non_key(const TargetShape& t) {
   std::vector<std::string> out;
   for (const auto& c : t.columns) {
@@ -37,19 +56,22 @@ std::string upsert_from(const TargetShape& t, const std::string& select, Compare
   // A one-column SET needs no ROW (and a one-element ROW is refused); write it plainly.
   if (rest.size() == 1) {
     const auto c = sql::quote_ident(rest[0]);
-    out = fmt::format("INSERT INTO {} AS t ({}) {} ON CONFLICT ({}) DO UPDATE SET {} = EXCLUDED.{} "
-                      "WHERE t.{}{} IS DISTINCT FROM EXCLUDED.{}{}",
-                      t.table.quoted(), joined(t.columns, ""), select, joined(t.key, ""), c, c, c, cast, c, cast);
+    out = fmt::format(
+        "INSERT INTO {} AS t ({}) {} ON CONFLICT ({}) DO UPDATE SET {} = EXCLUDED.{} "
+        "WHERE t.{}{} IS DISTINCT FROM EXCLUDED.{}{}",
+        t.table.quoted(), joined(t.columns, ""), select, joined(t.key, ""), c, c, c, cast, c, cast);
   }
   return out;
 }
 
-std::string key_match(const TargetShape& t, const std::string& left, const std::string& right) {
+/// left.k = right.k for every key column; `decoded` says `right` is the recordset (whose
+/// text-journaled columns need value_of()).
+std::string key_match(const TargetShape& t, const std::string& left, const std::string& right, bool decoded = false) {
   std::string out;
   for (const auto& k : t.key) {
     if (!out.empty()) out += " AND ";
     const auto q = sql::quote_ident(k);
-    out += fmt::format("{}.{} = {}.{}", left, q, right, q);
+    out += fmt::format("{}.{} = {}", left, q, decoded ? value_of(t, k, right) : right + "." + q);
   }
   return out;
 }
@@ -58,13 +80,13 @@ std::string key_match(const TargetShape& t, const std::string& left, const std::
 
 std::string render_upsert(const TargetShape& t, Compare compare) {
   const std::string select = fmt::format("SELECT {} FROM jsonb_populate_recordset(NULL::{}, $1::jsonb) AS r",
-                                         joined(t.columns, "r."), t.table.quoted());
+                                         values_of(t, "r"), t.table.quoted());
   return upsert_from(t, select, compare);
 }
 
 std::string render_delete(const TargetShape& t) {
   return fmt::format("DELETE FROM {} AS t USING jsonb_populate_recordset(NULL::{}, $1::jsonb) AS k WHERE {}",
-                     t.table.quoted(), t.table.quoted(), key_match(t, "t", "k"));
+                     t.table.quoted(), t.table.quoted(), key_match(t, "t", "k", true));
 }
 
 std::string render_copy_out(const sql::QualifiedName& source, const std::vector<std::string>& source_columns,

@@ -3,6 +3,7 @@
 // initial copy. Pure: rendering only. Every name is quoted; values travel as one jsonb
 // parameter ($1, a JSON array of row objects keyed by target column name).
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@ struct TargetShape {
   sql::QualifiedName table;
   std::vector<std::string> columns;  // target columns pgferry writes (the mapped ones)
   std::vector<std::string> key;      // target key columns (a subset of columns)
+  /// Target json/jsonb columns whose source value was journaled as its text form (a JSON string,
+  /// see capture::captured_as_text), with the target type (format_type) to cast that text to.
+  std::map<std::string, std::string> from_text;
 };
 
 /// How the upsert decides that a row did not change and skips the write.
@@ -32,8 +36,8 @@ enum class Compare : unsigned char {
 
 /// The source side of the initial copy: COPY (SELECT the mapped columns WHERE filter) TO STDOUT.
 /// `source_columns` are in the same order as the target columns they fill.
-[[nodiscard]] std::string render_copy_out(const sql::QualifiedName& source, const std::vector<std::string>& source_columns,
-                                          const std::string& where);
+[[nodiscard]] std::string render_copy_out(const sql::QualifiedName& source,
+                                          const std::vector<std::string>& source_columns, const std::string& where);
 
 /// The target side of the initial copy: a temporary staging table shaped like the target's
 /// written columns, the COPY into it, the upsert from it and the delete of target rows the

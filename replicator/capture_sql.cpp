@@ -30,15 +30,19 @@ std::string replace_all(std::string text, std::string_view what, std::string_vie
   return text;
 }
 
-// jsonb_build_object('a', REC."a", ...) for `columns` of the row variable `rec` (NEW or OLD).
-std::string json_object(const std::vector<std::string>& columns, std::string_view rec) {
+// jsonb_build_object('a', REC."a", ...) for `columns` of the row variable `rec` (NEW or OLD);
+// the columns in `as_text` are given as REC."a"::text.
+std::string json_object(const std::vector<std::string>& columns, std::string_view rec,
+                        const std::vector<std::string>& as_text = {}) {
   std::string out;
   for (size_t start = 0; start < columns.size(); start += kPairsPerCall) {
     if (!out.empty()) out += " || ";
     out += "jsonb_build_object(";
     for (size_t i = start; i < columns.size() && i < start + kPairsPerCall; ++i) {
       if (i != start) out += ", ";
-      out += fmt::format("{}, {}.{}", sql::quote_literal(columns[i]), rec, sql::quote_ident(columns[i]));
+      const bool text = std::find(as_text.begin(), as_text.end(), columns[i]) != as_text.end();
+      out += fmt::format("{}, {}.{}{}", sql::quote_literal(columns[i]), rec, sql::quote_ident(columns[i]),
+                         text ? "::text" : "");
     }
     out += ")";
   }
@@ -63,6 +67,8 @@ std::string in_filter(const std::string& where, std::string_view rec) {
 }
 
 }  // namespace
+
+bool captured_as_text(std::string_view base_type) { return base_type == "json" || base_type == "jsonb"; }
 
 std::string function_name_for(std::int32_t table_id) { return fmt::format("capture_{}", table_id); }
 
@@ -92,7 +98,7 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
       {"listen_lock", fmt::format("{}, {}", kLockClass, kListenLock)},
       {"old_in", in_filter(spec.where, "OLD")},
       {"new_in", in_filter(spec.where, "NEW")},
-      {"old_key", json_object(spec.key_columns, "OLD")},
+      {"old_key", json_object(spec.key_columns, "OLD", spec.text_columns)},
       {"key_changed",
        fmt::format("{} IS DISTINCT FROM {}", row_of(spec.key_columns, "NEW"), row_of(spec.key_columns, "OLD"))},
   };
@@ -102,7 +108,7 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
     // operator (json, point) and changes equality ignores (1.0 -> 1.00).
     values["row_changed"] = "NEW::text IS DISTINCT FROM OLD::text";
   } else {
-    values["new_image"] = json_object(spec.columns, "NEW");
+    values["new_image"] = json_object(spec.columns, "NEW", spec.text_columns);
     values["row_changed"] =
         fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.columns, "NEW"), row_of(spec.columns, "OLD"));
   }

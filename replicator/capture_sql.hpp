@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sql.hpp"
@@ -28,9 +29,18 @@ struct CaptureSpec {
   sql::QualifiedName table;              // the source table
   std::vector<std::string> key_columns;  // its primary key columns, in key order
   std::vector<std::string> columns;      // columns to journal; empty means every column
-  std::string where;                     // row filter over the table's columns; empty for none
-  bool truncate = true;                  // install the TRUNCATE trigger
+  /// Columns journaled as a JSON string of their text form instead of as JSON values: json and
+  /// jsonb (see captured_as_text). Any such column makes the image list its columns explicitly.
+  std::vector<std::string> text_columns;
+  std::string where;     // row filter over the table's columns; empty for none
+  bool truncate = true;  // install the TRUNCATE trigger
 };
+
+/// Whether a column of type `base_type` (format_type without modifiers) is journaled as its text
+/// form. json and jsonb are: to_jsonb() would turn JSON null into SQL NULL on the target, reorder
+/// and deduplicate a json value's keys, drop its whitespace, and refuse json holding \u0000 —
+/// failing the application's own write. The applier turns the text back into the target type.
+[[nodiscard]] bool captured_as_text(std::string_view base_type);
 
 /// The SQL that installs capture for one table.
 struct CaptureDdl {

@@ -17,7 +17,13 @@ capture::CaptureSpec capture_spec_for(const InspectedTable& table, std::int32_t 
   spec.table_id = table_id;
   spec.table = table.config->source;
   spec.key_columns = table.resolved.source_key;
-  if (!table.config->all_columns()) {
+  for (const auto& m : table.resolved.columns) {
+    for (const auto& c : table.source.info.columns) {
+      if (c.name == m.source && capture::captured_as_text(c.base_type)) spec.text_columns.push_back(c.name);
+    }
+  }
+  // to_jsonb(NEW) is the fast path; a column journaled as text needs the columns spelled out.
+  if (!table.config->all_columns() || !spec.text_columns.empty()) {
     for (const auto& m : table.resolved.columns) spec.columns.push_back(m.source);
   }
   spec.where = table.config->where;

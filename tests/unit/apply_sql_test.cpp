@@ -7,7 +7,7 @@
 namespace pgferry::apply {
 namespace {
 
-TargetShape users() { return TargetShape{{"public", "chat_users"}, {"id", "name", "status"}, {"id"}}; }
+TargetShape users() { return TargetShape{{"public", "chat_users"}, {"id", "name", "status"}, {"id"}, {}}; }
 
 TEST(ApplySql, UpsertWritesOnlyRowsThatDiffer) {
   EXPECT_EQ(render_upsert(users(), Compare::Native),
@@ -26,7 +26,7 @@ TEST(ApplySql, TextComparisonForTypesWithoutEquality) {
 }
 
 TEST(ApplySql, OneNonKeyColumnNeedsNoRowConstructor) {
-  const TargetShape t{{"s", "t"}, {"k", "v"}, {"k"}};
+  const TargetShape t{{"s", "t"}, {"k", "v"}, {"k"}, {}};
   const auto sql = render_upsert(t, Compare::Native);
   EXPECT_NE(sql.find("DO UPDATE SET \"v\" = EXCLUDED.\"v\" WHERE t.\"v\" IS DISTINCT FROM EXCLUDED.\"v\""),
             std::string::npos)
@@ -34,20 +34,20 @@ TEST(ApplySql, OneNonKeyColumnNeedsNoRowConstructor) {
 }
 
 TEST(ApplySql, KeyOnlyTablesDoNothingOnConflict) {
-  const TargetShape t{{"s", "tags"}, {"a", "b"}, {"a", "b"}};
+  const TargetShape t{{"s", "tags"}, {"a", "b"}, {"a", "b"}, {}};
   const auto sql = render_upsert(t, Compare::Native);
   EXPECT_TRUE(sql.ends_with("ON CONFLICT (\"a\", \"b\") DO NOTHING")) << sql;
 }
 
 TEST(ApplySql, DeleteMatchesEveryKeyColumn) {
-  const TargetShape t{{"s", "t"}, {"a", "b", "c"}, {"a", "b"}};
+  const TargetShape t{{"s", "t"}, {"a", "b", "c"}, {"a", "b"}, {}};
   EXPECT_EQ(render_delete(t),
             "DELETE FROM \"s\".\"t\" AS t USING jsonb_populate_recordset(NULL::\"s\".\"t\", $1::jsonb) AS k WHERE "
             "t.\"a\" = k.\"a\" AND t.\"b\" = k.\"b\"");
 }
 
 TEST(ApplySql, HostileNamesStayQuoted) {
-  const TargetShape t{{"we\"ird", "ta ble"}, {"i\"d", "$1"}, {"i\"d"}};
+  const TargetShape t{{"we\"ird", "ta ble"}, {"i\"d", "$1"}, {"i\"d"}, {}};
   const auto up = render_upsert(t, Compare::Native);
   EXPECT_NE(up.find("\"we\"\"ird\".\"ta ble\""), std::string::npos) << up;
   EXPECT_NE(up.find("r.\"i\"\"d\""), std::string::npos) << up;
@@ -73,6 +73,17 @@ TEST(ApplySql, CopyInStagesThenUpsertsAndRemovesWhatTheSourceLacks) {
   EXPECT_EQ(c.delete_missing,
             "DELETE FROM \"public\".\"chat_users\" AS t WHERE NOT EXISTS (SELECT 1 FROM \"pgferry_copy\" AS s WHERE "
             "s.\"id\" = t.\"id\")");
+}
+
+TEST(ApplySql, TextJournaledJsonIsCastBackInUpsertsAndKeyMatches) {
+  const TargetShape t{{"s", "docs"}, {"id", "doc"}, {"id"}, {{"id", "jsonb"}, {"doc", "json"}}};
+  const auto up = render_upsert(t, Compare::Text);
+  EXPECT_NE(up.find("SELECT (r.\"id\" #>> '{}')::jsonb, (r.\"doc\" #>> '{}')::json FROM jsonb_populate_recordset"),
+            std::string::npos)
+      << up;
+  EXPECT_EQ(render_delete(t),
+            "DELETE FROM \"s\".\"docs\" AS t USING jsonb_populate_recordset(NULL::\"s\".\"docs\", $1::jsonb) AS k "
+            "WHERE t.\"id\" = (k.\"id\" #>> '{}')::jsonb");
 }
 
 }  // namespace

@@ -70,6 +70,22 @@ TEST(CaptureSql, ColumnSubsetAndFilterAreCompiledIn) {
   EXPECT_NE(sql.find("(SELECT (status = 'active') FROM (SELECT OLD.*) AS pgferry_row)"), std::string::npos);
 }
 
+TEST(CaptureSql, JsonColumnsAreJournaledAsTheirText) {
+  CaptureSpec spec = users_spec();
+  spec.key_columns = {"id", "tag"};
+  spec.columns = {"id", "tag", "doc"};
+  spec.text_columns = {"tag", "doc"};
+  const std::string sql = joined(render_capture(spec));
+  EXPECT_NE(sql.find("jsonb_build_object('id', NEW.\"id\", 'tag', NEW.\"tag\"::text, 'doc', NEW.\"doc\"::text)"),
+            std::string::npos)
+      << sql;
+  EXPECT_NE(sql.find("jsonb_build_object('id', OLD.\"id\", 'tag', OLD.\"tag\"::text)"), std::string::npos) << sql;
+  EXPECT_TRUE(captured_as_text("json"));
+  EXPECT_TRUE(captured_as_text("jsonb"));
+  EXPECT_FALSE(captured_as_text("text"));
+  EXPECT_FALSE(captured_as_text("json[]"));
+}
+
 TEST(CaptureSql, HostileNamesAppearOnlyQuoted) {
   CaptureSpec spec;
   spec.table_id = 1;
