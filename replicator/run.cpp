@@ -135,8 +135,9 @@ class Listener {
       }
       const auto st = PQresultStatus(r);
       if (st == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f') {
-        spdlog::warn("another session holds the pgferry listener lock: is a second pgferry running against this "
-                     "source? Triggers ring for either of them");
+        spdlog::warn(
+            "another session holds the pgferry listener lock: is a second pgferry running against this "
+            "source? Triggers ring for either of them");
       }
       if (st == PGRES_FATAL_ERROR) {
         const std::string msg = PQresultErrorMessage(r);
@@ -196,9 +197,10 @@ class Listener {
     drop();
     if (closing_) return;
     const auto delay = backoff_.next(unit_(rng_));
-    spdlog::warn("listener connection to the source failed: {} (reconnecting in {} ms; meanwhile the journal is "
-                 "polled)",
-                 msg, delay.count());
+    spdlog::warn(
+        "listener connection to the source failed: {} (reconnecting in {} ms; meanwhile the journal is "
+        "polled)",
+        msg, delay.count());
     uv_timer_start(
         &retry_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->connect(); },
         static_cast<std::uint64_t>(delay.count()), 0);
@@ -264,23 +266,34 @@ void on_signal(uv_signal_t* h, int signum) {
       static_cast<std::uint64_t>(st->shutdown_timeout.count()), 0);
 }
 
+/// The configured source tables for a message: "public.users, public.orders" (at most five named).
+std::string table_list(const Config& config) {
+  std::string out;
+  for (std::size_t i = 0; i < config.tables.size(); ++i) {
+    if (i == 5) return out + fmt::format(" and {} more", config.tables.size() - i);
+    if (i > 0) out += ", ";
+    out += config.tables[i].source.display();
+  }
+  return out;
+}
+
 /// Builds the worker's view of every configured table, or explains why `run` cannot start.
 int prepare_tables(const Config& config, std::vector<StreamTable>& out) {
   Connected c;
   if (const int code = connect_and_inspect(config, c, true); code != 0) return code;
-  for (auto [db, side, name] : {std::tuple{&*c.source, Side::Source, "source"},
-                                std::tuple{&*c.target, Side::Target, "target"}}) {
+  for (auto [db, side, name] :
+       {std::tuple{&*c.source, Side::Source, "source"}, std::tuple{&*c.target, Side::Target, "target"}}) {
     auto v = installed_version(*db);
     if (!v) {
       print_error(v.error());
       return 1;
     }
     if (*v != latest_version(side)) {
-      print_error(config_error(fmt::format("{} database", name),
-                               *v == 0 ? "pgferry is not set up there"
-                                       : fmt::format("pgferry's schema is at version {}, this binary needs {}", *v,
-                                                     latest_version(side)),
-                               "run pgferry setup with this configuration first"));
+      print_error(config_error(
+          fmt::format("{} database", name),
+          *v == 0 ? "pgferry is not set up there"
+                  : fmt::format("pgferry's schema is at version {}, this binary needs {}", *v, latest_version(side)),
+          fmt::format("run pgferry setup with this configuration first (it captures {})", table_list(config))));
       return 2;
     }
   }
@@ -316,6 +329,14 @@ int prepare_tables(const Config& config, std::vector<StreamTable>& out) {
     for (const auto& m : t.resolved.columns) {
       s.mapping.emplace_back(m.source, m.target);
       s.shape.columns.push_back(m.target);
+      const auto* src = t.source.info.column(m.source);
+      const auto* dst = t.target.info.column(m.target);
+      // The capture journals these as text (the same rule setup rendered it with); a json/jsonb
+      // target turns the text back, any other target type parses the string itself.
+      if (src != nullptr && dst != nullptr && capture::captured_as_text(src->base_type) &&
+          capture::captured_as_text(dst->base_type)) {
+        s.shape.from_text.emplace(m.target, dst->type);
+      }
     }
     s.shape.table = t.config->target;
     s.shape.key = t.resolved.target_key;
@@ -326,10 +347,10 @@ int prepare_tables(const Config& config, std::vector<StreamTable>& out) {
     out.push_back(std::move(s));
   }
   for (const auto& [name, id] : captured) {
-    print_error(config_error(config.origin,
-                             fmt::format("the source captures {} (table id {}) but the configuration does not list it",
-                                         name, id),
-                             "add it back, or run pgferry setup to remove its capture"));
+    print_error(config_error(
+        config.origin,
+        fmt::format("the source captures {} (table id {}) but the configuration does not list it", name, id),
+        "add it back, or run pgferry setup to remove its capture"));
     code = 2;
   }
   return code;
