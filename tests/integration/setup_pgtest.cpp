@@ -288,7 +288,8 @@ TEST_F(Setup, RecordsEveryShippedMigrationOnBothSides) {
   EXPECT_EQ(target().scalar(versions), target_versions);
   EXPECT_EQ(source().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"),
             "capture,journal_autovacuum,journal_xid_id_index");
-  EXPECT_EQ(target().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"), "state,snapshot_visibility");
+  EXPECT_EQ(target().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"),
+            "state,snapshot_visibility");
 }
 
 TEST_F(Setup, UpgradeRecordsTheNewStepAndKeepsCaptureInstalled) {

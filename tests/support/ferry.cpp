@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <iostream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -143,8 +145,158 @@ bool eventually(const std::function<bool()>& condition, int timeout_ms) {
 }
 
 std::string digest(PgClient& db, const std::string& select_sql, const std::string& order_by) {
-  return db.scalar("SELECT coalesce(md5(string_agg(md5(r::text), '' ORDER BY " + order_by + ")), 'empty') || ':' || count(*) FROM (" +
-                   select_sql + ") r");
+  return db.scalar("SELECT coalesce(md5(string_agg(md5(pgferry_digest_row::text), '' ORDER BY " + order_by +
+                   ")), 'empty') || ':' || count(*) FROM (" + select_sql + ") pgferry_digest_row");
+}
+
+}  // namespace pgferry::test
+
+namespace pgferry::test {
+namespace {
+
+constexpr const char* kSameOutput =
+    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; "
+    "SET extra_float_digits = 1; SET bytea_output = 'hex'";
+
+/// Rows of `sql` by their key's text, each as its row text.
+std::map<std::string, std::string> rows_by_key(PgClient& db, const std::string& sql, const std::string& key) {
+  std::map<std::string, std::string> out;
+  for (const auto& r : db.query("SELECT (" + key + ")::text, pgferry_row::text FROM (" + sql + ") pgferry_row")) {
+    out[r[0].value_or("NULL")] = r[1].value_or("NULL");
+  }
+  return out;
+}
+
+}  // namespace
+
+Comparison whole(const std::string& table, const std::string& key) {
+  return {"SELECT * FROM " + table, "SELECT * FROM " + table, key};
+}
+
+void ReplicationTest::TearDown() {
+  if (ferry_ && ferry_->running()) {
+    const int code = ferry_->stop(30000);
+    EXPECT_EQ(code, 0) << "pgferry run did not stop cleanly" << log();
+  }
+  if (HasFailure() && ferry_) std::cerr << log() << "\n-------------------------\n";
+}
+
+std::string ReplicationTest::configure(const std::string& tables_yaml, const std::string& extra_yaml) {
+  const std::string config = write_config(tables_yaml, extra_yaml);
+  const CliResult r = pgferry("setup", config);
+  EXPECT_EQ(r.exit_code, 0) << r.all();
+  return config;
+}
+
+FerryProcess& ReplicationTest::start(const std::string& config) {
+  if (ferry_ && ferry_->running()) ferry_->kill9();
+  ferry_ = std::make_unique<FerryProcess>(std::vector<std::string>{"run", "-c", config, "--log-format", "text"},
+                                          dir_.path() + "/run.log");
+  ++starts_;
+  return *ferry_;
+}
+
+std::string ReplicationTest::log() const { return ferry_ ? "\n---- pgferry run log ----\n" + ferry_->log() : ""; }
+
+bool ReplicationTest::logged(const std::string& text) const {
+  return ferry_ && ferry_->log().find(text) != std::string::npos;
+}
+
+PgClient ReplicationTest::src() const {
+  PgClient c = source();
+  c.exec(kSameOutput);
+  return c;
+}
+
+PgClient ReplicationTest::dst() const {
+  PgClient c = target();
+  c.exec(kSameOutput);
+  return c;
+}
+
+bool ReplicationTest::caught_up() const {
+  return source().scalar("SELECT count(*) FROM pgferry.journal") == "0" &&
+         target().scalar(
+             "SELECT count(*) FROM pgferry.table_state WHERE status <> 'streaming' OR copy_snapshot IS "
+             "NOT NULL") == "0";
+}
+
+bool ReplicationTest::converges(const std::vector<Comparison>& comparisons, int timeout_ms) {
+  return eventually(
+      [&] {
+        if (!caught_up()) return false;
+        PgClient s = src();
+        PgClient d = dst();
+        for (const auto& c : comparisons) {
+          if (digest(s, c.source_sql, c.key) != digest(d, c.target_sql, c.key)) return false;
+        }
+        return true;
+      },
+      timeout_ms);
+}
+
+std::string ReplicationTest::differences(const std::vector<Comparison>& comparisons) const {
+  std::string out;
+  PgClient s = src();
+  PgClient d = dst();
+  for (const auto& c : comparisons) {
+    const auto a = rows_by_key(s, c.source_sql, c.key);
+    const auto b = rows_by_key(d, c.target_sql, c.key);
+    out +=
+        c.source_sql + ": " + std::to_string(a.size()) + " source rows, " + std::to_string(b.size()) + " target rows\n";
+    int shown = 0;
+    for (const auto& [k, v] : a) {
+      const auto it = b.find(k);
+      if (it != b.end() && it->second == v) continue;
+      if (++shown > 5) break;
+      out += "  key " + k + "\n    source " + v + "\n    target " + (it == b.end() ? "(missing)" : it->second) + "\n";
+    }
+    for (const auto& [k, v] : b) {
+      if (a.count(k) != 0) continue;
+      if (++shown > 10) break;
+      out += "  key " + k + " only on the target: " + v + "\n";
+    }
+  }
+  out += "journal rows left: " + s.scalar("SELECT count(*) FROM pgferry.journal") + "; table_state: " +
+         d.scalar("SELECT string_agg(source_table || '=' || status, ', ') FROM pgferry.table_state");
+  return out + log();
+}
+
+bool ReplicationTest::same(const std::vector<Comparison>& comparisons, int timeout_ms) {
+  if (converges(comparisons, timeout_ms)) return true;
+  ADD_FAILURE() << "the target did not converge within " << timeout_ms << " ms:\n" << differences(comparisons);
+  return false;
+}
+
+bool ReplicationTest::same_tables(const std::vector<std::string>& tables, const std::string& key, int timeout_ms) {
+  std::vector<Comparison> comparisons;
+  comparisons.reserve(tables.size());
+  for (const auto& t : tables) comparisons.push_back(whole(t, key));
+  return same(comparisons, timeout_ms);
+}
+
+void ReplicationTest::write_load(const std::string& table, int threads, int per_thread, int first_id) {
+  std::mutex m;
+  std::string error;
+  std::vector<std::thread> writers;
+  writers.reserve(static_cast<std::size_t>(threads));
+  for (int t = 0; t < threads; ++t) {
+    writers.emplace_back([&, t] {
+      try {
+        PgClient c = source();
+        for (int i = 0; i < per_thread; ++i) {
+          const int id = first_id + t * per_thread + i;
+          c.exec("INSERT INTO " + table + " VALUES (" + std::to_string(id) + ", 'load', " + std::to_string(i) +
+                 ", NULL)");
+        }
+      } catch (const std::exception& e) {
+        const std::lock_guard<std::mutex> lock(m);
+        error = e.what();
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  EXPECT_EQ(error, "") << "a writer failed";
 }
 
 }  // namespace pgferry::test

@@ -6,9 +6,11 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "support/fixture.hpp"
 #include "support/pg_client.hpp"
 
 namespace pgferry::test {
@@ -56,5 +58,59 @@ bool eventually(const std::function<bool()>& condition, int timeout_ms);
 /// `order_by` (e.g. "id"). Equal on source and target iff the rows are equal value for value.
 /// Example: digest(db, "SELECT id, name, status FROM public.users", "id").
 std::string digest(PgClient& db, const std::string& select_sql, const std::string& order_by);
+
+/// The same rows on both sides: `source_sql` on the source, `target_sql` on the target, ordered
+/// by `key` (a column, or columns, both selects return).
+struct Comparison {
+  std::string source_sql;
+  std::string target_sql;
+  std::string key = "id";
+};
+
+/// A whole table, same name and columns on both sides.
+Comparison whole(const std::string& table, const std::string& key = "id");
+
+/// Base for tests that replicate: setup, a background `pgferry run`, and bounded waits until the
+/// target equals the source, with failure messages that show what differs and the run's log.
+class ReplicationTest : public SourceTargetTest {
+ protected:
+  /// Stops a running replicator (expecting exit 0); prints its log if the test failed.
+  void TearDown() override;
+
+  /// Writes the config (tables block + extra YAML) and runs `pgferry setup`; returns the path.
+  std::string configure(const std::string& tables_yaml, const std::string& extra_yaml = "");
+  /// Starts `pgferry run -c config --log-format text` in the background (SIGKILLing one still
+  /// running); every start of a test appends to one log file, so a failure shows the whole story.
+  FerryProcess& start(const std::string& config);
+  /// The running (or last) replicator.
+  FerryProcess& ferry() { return *ferry_; }
+  /// The replicator's log, headed for a failure message ("" before the first start).
+  [[nodiscard]] std::string log() const;
+  /// Whether the log contains `text` (the replicator says what it does in whole sentences).
+  [[nodiscard]] bool logged(const std::string& text) const;
+
+  /// Source and target connections with pinned output settings (time zone, date and interval
+  /// style, float digits, bytea format): a value's text form then depends only on the value.
+  [[nodiscard]] PgClient src() const;
+  [[nodiscard]] PgClient dst() const;
+
+  /// Whether the source journal is empty and every table streams with no copy pending.
+  [[nodiscard]] bool caught_up() const;
+  /// Waits (bounded) until caught_up() and the digests of every comparison are equal.
+  bool converges(const std::vector<Comparison>& comparisons, int timeout_ms = 60000);
+  /// What differs, row by row (first rows only), plus the journal, table_state and the log.
+  [[nodiscard]] std::string differences(const std::vector<Comparison>& comparisons) const;
+  /// converges(), and on failure a test failure showing differences().
+  bool same(const std::vector<Comparison>& comparisons, int timeout_ms = 60000);
+  /// same() over whole tables ordered by `key`.
+  bool same_tables(const std::vector<std::string>& tables, const std::string& key = "id", int timeout_ms = 60000);
+
+  /// `threads` writers, each committing `per_thread` one-row INSERTs into `table` (columns id,
+  /// name, qty, note) as fast as it can, ids from `first_id` on. A writer's error fails the test.
+  void write_load(const std::string& table, int threads, int per_thread, int first_id);
+
+  std::unique_ptr<FerryProcess> ferry_;
+  int starts_ = 0;
+};
 
 }  // namespace pgferry::test
