@@ -52,6 +52,15 @@ class Document {
     return &doc_;
   }
 
+  /// Fails when text other than whitespace follows the top-level value just walked to its end.
+  Result<Ok> finish(std::string_view what) {
+    const char* rest = nullptr;
+    if (doc_.current_location().get(rest) == simdjson::SUCCESS) {
+      return runtime_error(std::string(what), "is not valid JSON: text follows the top-level value");
+    }
+    return Ok{};
+  }
+
   static Error invalid(std::string_view what, simdjson::error_code err) {
     return runtime_error(std::string(what), fmt::format("is not valid JSON: {}", simdjson::error_message(err)));
   }
@@ -69,7 +78,53 @@ std::string_view trim_right(std::string_view s) {
   return s;
 }
 
-/// The JSON text of `v` exactly as written (minus surrounding whitespace).
+/// Whether `token` is a number as RFC 8259 writes it: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+/// On-Demand only classifies a scalar by its first character; slicing it unparsed means checking
+/// the rest here.
+bool is_json_number(std::string_view token) {
+  std::size_t i = 0;
+  const auto digits = [&] {
+    const std::size_t start = i;
+    while (i < token.size() && token[i] >= '0' && token[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < token.size() && token[i] == '-') ++i;
+  if (i < token.size() && token[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < token.size() && token[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < token.size() && (token[i] == 'e' || token[i] == 'E')) {
+    ++i;
+    if (i < token.size() && (token[i] == '+' || token[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == token.size();
+}
+
+/// Whether the scalar `token` of JSON type `type` is well formed. Strings need no check here:
+/// the structural pass already matched their quotes and validated their UTF-8.
+simdjson::error_code check_scalar(simdjson::ondemand::json_type type, std::string_view token) {
+  switch (type) {
+    case simdjson::ondemand::json_type::number:
+      return is_json_number(token) ? simdjson::SUCCESS : simdjson::NUMBER_ERROR;
+    case simdjson::ondemand::json_type::boolean:
+      if (token == "true" || token == "false") return simdjson::SUCCESS;
+      return token.starts_with('t') ? simdjson::T_ATOM_ERROR : simdjson::F_ATOM_ERROR;
+    case simdjson::ondemand::json_type::null:
+      return token == "null" ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+    default:
+      return simdjson::SUCCESS;
+  }
+}
+
+/// The JSON text of `v` exactly as written (minus surrounding whitespace). Scalars are checked
+/// (tru, 01 and 1.2.3 are errors); containers are sliced whole and their contents left to the
+/// target, which parses every batch as jsonb.
 simdjson::simdjson_result<std::string_view> raw_value(simdjson::ondemand::value v) {
   simdjson::ondemand::json_type type;
   if (const auto err = v.type().get(type); err) return err;
@@ -89,14 +144,16 @@ simdjson::simdjson_result<std::string_view> raw_value(simdjson::ondemand::value 
       break;
     }
     default:
-      raw = v.raw_json_token();
+      raw = trim_right(v.raw_json_token());
+      if (const auto bad = check_scalar(type, raw); bad) return bad;
+      return raw;
   }
   if (err) return err;
   return trim_right(raw);
 }
 
-/// Calls `each(key, raw value)` for every member of the JSON object in `json`; stops early when
-/// `each` returns false. Fails when `json` is not a JSON object.
+/// Calls `each(key, raw value)` for every member of the JSON object in `json`. Fails when `json`
+/// is not a single well-formed JSON object.
 template <typename Each>
 Result<Ok> for_each_member(Document& doc, std::string_view json, std::string_view what, Each&& each) {
   auto parsed = doc.parse(json, what);
@@ -108,24 +165,21 @@ Result<Ok> for_each_member(Document& doc, std::string_view json, std::string_vie
     if (const auto err = field.unescaped_key().get(key); err) return Document::invalid(what, err);
     std::string_view raw;
     if (const auto err = raw_value(field.value()).get(raw); err) return Document::invalid(what, err);
-    if (!each(key, raw)) break;
+    each(key, raw);
   }
-  return Ok{};
+  return doc.finish(what);
 }
 
 /// The key values of the JSON object `json` in `columns` order, as a JSON array ([42,"eu"]).
 Result<std::string> key_array(Document& doc, std::string_view json, const std::vector<std::string>& columns,
                               std::string_view what) {
   std::vector<std::string_view> values(columns.size());
-  std::size_t found = 0;
   auto walked = for_each_member(doc, json, what, [&](std::string_view key, std::string_view raw) {
     for (std::size_t i = 0; i < columns.size(); ++i) {
       if (columns[i] == key && values[i].data() == nullptr) {
         values[i] = raw;
-        ++found;
       }
     }
-    return found < columns.size();
   });
   if (!walked) return std::move(walked).error();
   std::string out = "[";
@@ -193,7 +247,6 @@ Result<std::string> map_image(std::string_view image_json,
     for (std::size_t i = 0; i < mapping.size(); ++i) {
       if (mapping[i].first == key) values[i] = raw;
     }
-    return true;
   });
   if (!walked) return std::move(walked).error();
   std::string out = "{";
@@ -231,6 +284,7 @@ Result<std::string> key_object(std::string_view key_array_json, const std::vecto
     }
     ++i;
   }
+  if (auto finished = doc.finish("key"); !finished) return std::move(finished).error();
   if (i != names.size()) {
     return runtime_error("key", fmt::format("has {} values for {} key columns", i, names.size()));
   }
