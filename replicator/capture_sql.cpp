@@ -99,8 +99,11 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
       {"old_in", in_filter(spec.where, "OLD")},
       {"new_in", in_filter(spec.where, "NEW")},
       {"old_key", json_object(spec.key_columns, "OLD", spec.text_columns)},
-      {"key_changed",
-       fmt::format("{} IS DISTINCT FROM {}", row_of(spec.key_columns, "NEW"), row_of(spec.key_columns, "OLD"))},
+      // Text, not equality: the replicator identifies a row by the text of its key, so a key
+      // updated to an equal but differently written value (numeric 1 -> 1.00, citext 'A' -> 'a')
+      // must journal the old key, or the row would be known under two keys.
+      {"key_changed", fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.key_columns, "NEW"),
+                                  row_of(spec.key_columns, "OLD"))},
   };
   if (spec.columns.empty()) {
     values["new_image"] = "to_jsonb(NEW)";

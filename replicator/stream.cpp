@@ -223,8 +223,8 @@ class Worker {
     // Tables whose initial copy is pending, running or waiting for its journal rows to be
     // discarded are held back until that is done.
     if (auto r = load_table_states(); !r) return r;
-    spdlog::info("connected to source and target; {} table(s), {} held back for their initial copy",
-                 tables_.size(), held_.size());
+    spdlog::info("connected to source and target; {} table(s), {} held back for their initial copy", tables_.size(),
+                 held_.size());
     return Ok{};
   }
 
@@ -350,8 +350,7 @@ class Worker {
       control_.wait_for(suspect_wait_);
       suspect_wait_ = std::min(suspect_wait_ * 2, std::min(config_.poll_interval, milliseconds(1000)));
       auto left = source_->scalar(
-          "SELECT array_agg(x)::text FROM unnest($1::xid8[]) x WHERE pg_xact_status(x) = 'in progress'",
-          {suspects_});
+          "SELECT array_agg(x)::text FROM unnest($1::xid8[]) x WHERE pg_xact_status(x) = 'in progress'", {suspects_});
       if (!left) return std::move(left).error();
       suspects_ = *left;
       return Ok{};  // read again: a suspect that finished may have committed journal rows
@@ -369,8 +368,8 @@ class Worker {
   Status read_batch(std::vector<Change>& out) {
     const std::string held = pg_int_array(held_);
     if (chunk_) return read_chunk(out, held);
-    auto r = source_->query(kReadBatch, {held, std::to_string(config_.batch.max_rows),
-                                         std::to_string(config_.batch.max_bytes)});
+    auto r = source_->query(kReadBatch,
+                            {held, std::to_string(config_.batch.max_rows), std::to_string(config_.batch.max_bytes)});
     if (!r) return std::move(r).error();
     const bool too_large = PQntuples(r->get()) == 1 && PQgetisnull(r->get(), 0, 0) != 0;
     if (too_large) return start_chunking(out, held);
@@ -392,8 +391,8 @@ class Worker {
   }
 
   Status read_chunk(std::vector<Change>& out, const std::string& held) {
-    auto r = source_->query(kReadChunk, {chunk_->xid, std::to_string(chunk_->after_id), held,
-                                         std::to_string(config_.batch.max_rows)});
+    auto r = source_->query(
+        kReadChunk, {chunk_->xid, std::to_string(chunk_->after_id), held, std::to_string(config_.batch.max_rows)});
     if (!r) return std::move(r).error();
     if (auto s = decode(r->get(), out); !s) return s;
     if (out.empty()) {
@@ -414,8 +413,9 @@ class Worker {
       auto it = by_id_.find(table_id);
       if (it == by_id_.end()) {
         fatal_ = true;
-        return config_error("journal", fmt::format("journal row {} is for captured table id {}, which is not configured",
-                                                   value(r, i, 0), table_id),
+        return config_error("journal",
+                            fmt::format("journal row {} is for captured table id {}, which is not configured",
+                                        value(r, i, 0), table_id),
                             "run pgferry setup to remove capture from tables no longer configured");
       }
       const auto& t = tables_[it->second];
@@ -435,10 +435,12 @@ class Worker {
     if (!s) {
       const auto state = target_->last_sqlstate();
       (void)target_->run("ROLLBACK");
-      if (!serial && state.size() == 5 && state.starts_with("23")) {
+      if (!serial && state.size() == 5 && (state.starts_with("23") || state == "21000")) {
         // The set-based order (deletes children first, then upserts parents first) cannot honour
         // every constraint a source transaction satisfied step by step (a child re-parented
-        // before its old parent is deleted). Replay this batch change by change, in journal order.
+        // before its old parent is deleted), and keys whose text differs can still be equal on
+        // the target (citext 'A' and 'a': one upsert would touch the row twice, 21000). Replay
+        // this batch change by change, in journal order.
         spdlog::info("batch of {} change(s) rejected as a set ({}); replaying it in journal order", batch.size(),
                      s.error().message);
         return apply_and_ack(batch, true);
@@ -632,8 +634,8 @@ class Worker {
         {std::to_string(t.table_id), snapshot});
     if (!r) return std::move(r).error();
     const auto discarded = std::string(PQcmdTuples(r->get()));
-    auto c = target_->query("UPDATE pgferry.table_state SET copy_snapshot = NULL WHERE source_table = $1",
-                            {t.source_name});
+    auto c =
+        target_->query("UPDATE pgferry.table_state SET copy_snapshot = NULL WHERE source_table = $1", {t.source_name});
     if (!c) return std::move(c).error();
     spdlog::info("{}: streaming ({} journal row(s) already in the copy discarded)", t.label, discarded);
     return Ok{};
