@@ -99,7 +99,8 @@ TEST_F(Ordering, SixteenClientsOnOverlappingRowsEndEqual) {
   ASSERT_TRUE(same_tables({"public.hot"}, "id", 120000)) << failures << " client transactions failed on the source";
   // The workload must really have happened: few failures (deadlocks, unique races), many changes.
   EXPECT_LT(failures.load(), kTransactions / 10);
-  EXPECT_GT(std::stol(target().scalar("SELECT rows_applied FROM pgferry.table_state")), kTransactions / 2);
+  // Journal rows written (the sequence, not rows_applied: a slower replicator coalesces more).
+  EXPECT_GT(std::stol(source().scalar("SELECT last_value FROM pgferry.journal_id_seq")), kTransactions);
   EXPECT_GT(std::stol(target().scalar("SELECT count(*) FROM hot")), 20);
 }
 
