@@ -147,11 +147,21 @@ SELECT NULL::bigint, NULL::xid8, NULL::integer, NULL::"char", NULL::jsonb, NULL:
 WHERE EXISTS (SELECT 1 FROM head) AND NOT EXISTS (SELECT 1 FROM batch)
 ORDER BY 1)";
 
-/// When no whole transaction fits in a batch: the transaction that comes first in commit-
-/// consistent order (smallest last id). It is then streamed in chunks.
-constexpr const char* kFirstTransaction = R"(
-SELECT xid, max(id) FROM pgferry.journal WHERE table_id <> ALL ($1::int[])
-GROUP BY xid ORDER BY max(id) LIMIT 1)";
+/// When the head holds no whole transaction (a large one fills it): the transactions in an order
+/// consistent with commit order, by their last id, with their sizes. Taking the first few by last
+/// id is as safe as the head: if T touched a row after U committed, U's last id is below T's id
+/// for that row, so U comes before T. This costs a scan of the journal, so it is the fallback;
+/// it is what lets small transactions that interleave with a large one pass it, in one batch,
+/// instead of one at a time.
+constexpr const char* kByCommitOrder = R"(
+SELECT xid, count(*), sum(coalesce(pg_column_size(new_row), 0) + coalesce(pg_column_size(old_key), 0) + 64)
+FROM pgferry.journal WHERE table_id <> ALL ($1::int[])
+GROUP BY xid ORDER BY max(id) LIMIT $2)";
+
+constexpr const char* kReadTransactions = R"(
+SELECT id, xid, table_id, op, old_key, new_row, captured_at FROM pgferry.journal
+WHERE xid = ANY ($1::xid8[]) AND table_id <> ALL ($2::int[])
+ORDER BY id)";
 
 constexpr const char* kReadChunk = R"(
 SELECT id, xid, table_id, op, old_key, new_row, captured_at FROM pgferry.journal
@@ -372,20 +382,39 @@ class Worker {
                             {held, std::to_string(config_.batch.max_rows), std::to_string(config_.batch.max_bytes)});
     if (!r) return std::move(r).error();
     const bool too_large = PQntuples(r->get()) == 1 && PQgetisnull(r->get(), 0, 0) != 0;
-    if (too_large) return start_chunking(out, held);
+    if (too_large) return read_by_commit_order(out, held);
     return decode(r->get(), out);
   }
 
-  Status start_chunking(std::vector<Change>& out, const std::string& held) {
-    auto first = source_->query(kFirstTransaction, {held});
+  /// No whole transaction fits in the head: take whole transactions by commit-consistent order
+  /// up to the batch bounds, or, when the first alone exceeds them, stream it in chunks.
+  Status read_by_commit_order(std::vector<Change>& out, const std::string& held) {
+    auto first = source_->query(kByCommitOrder, {held, std::to_string(config_.batch.max_rows)});
     if (!first) return std::move(first).error();
-    if (PQntuples(first->get()) == 0) return Ok{};
-    // No whole transaction fits: stream the first one in chunks.
-    chunk_ = Chunking{value(first->get(), 0, 0), 0, 0};
+    const PGresult* r = first->get();
+    std::string xids = "{";
+    std::int64_t rows = 0;
+    std::int64_t bytes = 0;
+    int taken = 0;
+    for (int i = 0; i < PQntuples(r); ++i) {
+      rows += std::strtoll(PQgetvalue(r, i, 1), nullptr, 10);
+      bytes += std::strtoll(PQgetvalue(r, i, 2), nullptr, 10);
+      if (rows > config_.batch.max_rows || bytes > config_.batch.max_bytes) break;
+      xids += taken++ > 0 ? "," : "";
+      xids += PQgetvalue(r, i, 0);
+    }
+    xids += '}';
+    if (taken > 0) {
+      auto batch = source_->query(kReadTransactions, {xids, held});
+      if (!batch) return std::move(batch).error();
+      return decode(batch->get(), out);
+    }
+    if (PQntuples(r) == 0) return Ok{};
+    chunk_ = Chunking{value(r, 0, 0), 0, 0};
     spdlog::warn(
-        "source transaction {} is larger than one batch (batch.max_rows {}, batch.max_bytes {}): it spans several "
-        "target transactions, applied in chunks",
-        chunk_->xid, config_.batch.max_rows, config_.batch.max_bytes);
+        "source transaction {} ({} journal rows) is larger than one batch (batch.max_rows {}, batch.max_bytes {}): "
+        "it spans several target transactions, applied in chunks",
+        chunk_->xid, PQgetvalue(r, 0, 1), config_.batch.max_rows, config_.batch.max_bytes);
     ++spanning_;
     return read_chunk(out, held);
   }

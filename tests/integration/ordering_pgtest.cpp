@@ -42,6 +42,37 @@ TEST_F(Ordering, ATransactionThatCommitsLateStillArrives) {
   EXPECT_EQ(target().scalar("SELECT v FROM t WHERE id = 100"), "B");
 }
 
+TEST_F(Ordering, SmallTransactionsInterleavedWithALargeOnePassItInOrder) {
+  // A large transaction B draws journal ids before and after fifty small ones that commit while
+  // it is open; one of them (T) updates a row that B then updates again. The reader's head fills
+  // with B's first rows, so it must order by commit: T and the others first (one batch, not one
+  // chunked "large transaction" each), then B in chunks, so B's image of row 1 wins.
+  on_both("CREATE TABLE public.t (id int PRIMARY KEY, v text)");
+  source().exec("INSERT INTO t VALUES (1, 'seed')");
+  const auto config = configure("  - public.t\n", "batch: {max_rows: 100}\n");
+  start(config);
+  ASSERT_TRUE(same_tables({"public.t"}));
+  ASSERT_EQ(ferry().stop(), 0);
+
+  PgClient b = source();
+  PgClient small = source();
+  b.exec("BEGIN; INSERT INTO t SELECT g, 'B' FROM generate_series(1000, 1299) g");
+  small.exec("UPDATE t SET v = 'T' WHERE id = 1");
+  for (int i = 0; i < 50; ++i) small.exec("INSERT INTO t VALUES (" + std::to_string(2000 + i) + ", 'small')");
+  b.exec("UPDATE t SET v = 'B' WHERE id = 1; INSERT INTO t SELECT g, 'B' FROM generate_series(1300, 1599) g; COMMIT");
+
+  start(config);
+  ASSERT_TRUE(same_tables({"public.t"}));
+  EXPECT_EQ(target().scalar("SELECT v FROM t WHERE id = 1"), "B");
+  const std::string log = ferry().log();
+  std::size_t chunked = 0;
+  for (auto at = log.find("larger than one batch"); at != std::string::npos;
+       at = log.find("larger than one batch", at + 1)) {
+    ++chunked;
+  }
+  EXPECT_EQ(chunked, 1U) << "only B is larger than a batch\n" << log;
+}
+
 TEST_F(Ordering, SixteenClientsOnOverlappingRowsEndEqual) {
   on_both("CREATE TABLE public.hot (id int PRIMARY KEY, v int NOT NULL, tag text)");
   // Small batches make many batch boundaries fall between concurrent transactions.
