@@ -4,8 +4,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -51,7 +51,10 @@ class Parser {
       return error(root, "", "the configuration must be a mapping of keys to values",
                    "start from the example in docs/CONFIGURATION.md");
     if (auto s = apply_env_overrides(root, cfg); !s) return std::move(s).error();
-    if (auto s = known_keys(root, "", {"source", "target", "tables", "sweep", "batch", "apply", "poll_interval", "shutdown_timeout", "http", "log"}); !s) {
+    if (auto s = known_keys(root, "",
+                            {"source", "target", "tables", "sweep", "batch", "apply", "journal", "poll_interval",
+                             "shutdown_timeout", "http", "log"});
+        !s) {
       return std::move(s).error();
     }
 
@@ -66,11 +69,13 @@ class Parser {
     if (auto s = parse_sweep(root["sweep"], cfg.sweep); !s) return std::move(s).error();
     if (auto s = parse_batch(root["batch"], cfg.batch); !s) return std::move(s).error();
     if (auto s = parse_apply(root["apply"], cfg.apply); !s) return std::move(s).error();
+    if (auto s = parse_journal(root["journal"], cfg.journal); !s) return std::move(s).error();
     if (root["poll_interval"].IsDefined()) {
       auto d = duration_value(root["poll_interval"], "poll_interval");
       if (!d) return std::move(d).error();
       if (*d < milliseconds(10)) {
-        return error(root["poll_interval"], "poll_interval", fmt::format("{} is shorter than 10ms", format_duration(*d)),
+        return error(root["poll_interval"], "poll_interval",
+                     fmt::format("{} is shorter than 10ms", format_duration(*d)),
                      "use at least 10ms (default 1s); the doorbell, not the poll, keeps latency low");
       }
       cfg.poll_interval = *d;
@@ -124,6 +129,7 @@ class Parser {
         {"PGFERRY_BATCH_MAX_ROWS", "batch.max_rows"},
         {"PGFERRY_BATCH_MAX_BYTES", "batch.max_bytes"},
         {"PGFERRY_APPLY_REPLICA_ROLE", "apply.replica_role"},
+        {"PGFERRY_JOURNAL_VACUUM_AFTER_ROWS", "journal.vacuum_after_rows"},
         {"PGFERRY_POLL_INTERVAL", "poll_interval"},
         {"PGFERRY_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
         {"PGFERRY_HTTP_LISTEN", "http.listen"},
@@ -430,6 +436,26 @@ class Parser {
                      "use from 64kB to 1TB, e.g. 64MB (the default)");
       }
       batch.max_bytes = *b;
+    }
+    return Ok{};
+  }
+
+  Status parse_journal(const YAML::Node& node, JournalConfig& journal) {
+    if (!node.IsDefined() || node.IsNull()) return Ok{};
+    if (!node.IsMap())
+      return error(node, "journal", fmt::format("must be a mapping, not {}", describe(node)),
+                   "write it as journal: {vacuum_after_rows: 50000}");
+    if (auto s = known_keys(node, "journal.", {"vacuum_after_rows"}); !s) return s;
+    if (const auto n = node["vacuum_after_rows"]; n.IsDefined()) {
+      auto s = string_value(n, "journal.vacuum_after_rows");
+      if (!s) return std::move(s).error();
+      std::int64_t v = 0;
+      const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+      if (ec != std::errc() || end != s->data() + s->size() || v < 0 || v > 1'000'000'000) {
+        return error(n, "journal.vacuum_after_rows", fmt::format("'{}' is not a whole number from 0 to 1000000000", *s),
+                     "use e.g. 50000 (the default), or 0 to leave the journal to autovacuum");
+      }
+      journal.vacuum_after_rows = v;
     }
     return Ok{};
   }

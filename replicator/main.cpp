@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
   run->footer(std::string(R"(
 Tables never copied (table_state.status 'pending') get an initial copy first, while the others
 stream. Settings (pgferry.yaml): batch.max_rows (10000), batch.max_bytes (64MB), apply.replica_role
-(false), poll_interval (1s, the idle safety net behind the doorbell), shutdown_timeout (30s).)") +
+(false), journal.vacuum_after_rows (50000; 0 leaves the journal to autovacuum), poll_interval (1s,
+the idle safety net behind the doorbell), shutdown_timeout (30s).)") +
               kFooter);
 
   // CLI11 reports an unknown command as "A subcommand is required"; name it instead.

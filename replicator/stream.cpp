@@ -486,6 +486,8 @@ class Worker {
     }
     ++batches_;
     rows_ += batch.size();
+    acked_since_vacuum_ += batch.size();
+    if (auto v = maybe_vacuum(); !v) return v;
     const auto ms = std::chrono::duration_cast<milliseconds>(Clock::now() - started).count();
     spdlog::debug("applied {} change(s) in {} ms{}", batch.size(), ms, serial ? " (serial replay)" : "");
     maybe_report();
@@ -586,12 +588,44 @@ class Worker {
     return Ok{};
   }
 
+  /// Vacuums the journal after every journal.vacuum_after_rows acknowledged rows (at most ten
+  /// times a second), so its dead rows are reused within seconds instead of piling up for autovacuum's
+  /// minute-long naptime. Runs between batches on the reader's connection (never in a
+  /// transaction). A role that does not own the journal cannot vacuum it: autovacuum it is.
+  Status maybe_vacuum() {
+    const auto every = static_cast<std::uint64_t>(config_.journal.vacuum_after_rows);
+    if (every == 0 || !may_vacuum_ || acked_since_vacuum_ < every) return Ok{};
+    const auto now = Clock::now();
+    if (now - last_vacuum_ < milliseconds(100)) return Ok{};
+    if (!vacuum_checked_) {
+      vacuum_checked_ = true;
+      auto owner = source_->scalar(
+          "SELECT (pg_has_role(c.relowner, 'USAGE') OR r.rolsuper)::text FROM pg_class c, pg_roles r "
+          "WHERE c.oid = 'pgferry.journal'::regclass AND r.rolname = current_user");
+      if (!owner) return std::move(owner).error();
+      if (*owner != "true") {
+        may_vacuum_ = false;
+        spdlog::info("the journal is left to autovacuum: this role does not own pgferry.journal");
+        return Ok{};
+      }
+    }
+    const auto started = Clock::now();
+    if (auto s = source_->run("VACUUM (SKIP_LOCKED) pgferry.journal"); !s) return s;
+    last_vacuum_ = Clock::now();
+    spdlog::debug("vacuumed the journal after {} acknowledged row(s) in {} ms", acked_since_vacuum_,
+                  std::chrono::duration_cast<milliseconds>(last_vacuum_ - started).count());
+    acked_since_vacuum_ = 0;
+    ++vacuums_;
+    return Ok{};
+  }
+
   void maybe_report() {
     const auto now = Clock::now();
     if (now - last_report_ < std::chrono::seconds(10)) return;
     last_report_ = now;
-    spdlog::info("applied {} journal row(s) in {} batch(es) so far{}", rows_, batches_,
-                 spanning_ > 0 ? fmt::format("; {} transaction(s) spanned several batches", spanning_) : "");
+    spdlog::info("applied {} journal row(s) in {} batch(es) so far{}{}", rows_, batches_,
+                 spanning_ > 0 ? fmt::format("; {} transaction(s) spanned several batches", spanning_) : "",
+                 vacuums_ > 0 ? fmt::format("; journal vacuumed {} time(s)", vacuums_) : "");
   }
 
   // --- initial copies -----------------------------------------------------------------------
@@ -824,6 +858,11 @@ class Worker {
   std::uint64_t batches_ = 0;
   std::uint64_t rows_ = 0;
   std::uint64_t spanning_ = 0;
+  std::uint64_t acked_since_vacuum_ = 0;
+  std::uint64_t vacuums_ = 0;
+  bool may_vacuum_ = true;
+  bool vacuum_checked_ = false;
+  Clock::time_point last_vacuum_{};
   Clock::time_point last_report_ = Clock::now();
   Clock::time_point last_request_check_{};
 };

@@ -30,6 +30,7 @@ TEST(RunConfig, DefaultsSuitAFreshInstall) {
   EXPECT_EQ(r->batch.max_rows, 10000);
   EXPECT_EQ(r->batch.max_bytes, 64 << 20);
   EXPECT_FALSE(r->apply.replica_role);
+  EXPECT_EQ(r->journal.vacuum_after_rows, 50000);
   EXPECT_EQ(r->poll_interval, milliseconds(1000));
   EXPECT_EQ(r->shutdown_timeout, milliseconds(30'000));
 }
@@ -37,13 +38,14 @@ TEST(RunConfig, DefaultsSuitAFreshInstall) {
 TEST(RunConfig, ReadsEverySetting) {
   auto r = parse(
       "batch: {max_rows: 500, max_bytes: 16MB}\napply: {replica_role: true}\npoll_interval: 250ms\n"
-      "shutdown_timeout: 1m\n");
+      "shutdown_timeout: 1m\njournal: {vacuum_after_rows: 0}\n");
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->batch.max_rows, 500);
   EXPECT_EQ(r->batch.max_bytes, 16 << 20);
   EXPECT_TRUE(r->apply.replica_role);
   EXPECT_EQ(r->poll_interval, milliseconds(250));
   EXPECT_EQ(r->shutdown_timeout, milliseconds(60'000));
+  EXPECT_EQ(r->journal.vacuum_after_rows, 0);
 }
 
 TEST(RunConfig, EnvironmentVariablesOverrideTheFile) {
@@ -51,13 +53,15 @@ TEST(RunConfig, EnvironmentVariablesOverrideTheFile) {
                                               {"PGFERRY_BATCH_MAX_BYTES", "1GB"},
                                               {"PGFERRY_APPLY_REPLICA_ROLE", "true"},
                                               {"PGFERRY_POLL_INTERVAL", "2s"},
-                                              {"PGFERRY_SHUTDOWN_TIMEOUT", "5s"}});
+                                              {"PGFERRY_SHUTDOWN_TIMEOUT", "5s"},
+                                              {"PGFERRY_JOURNAL_VACUUM_AFTER_ROWS", "1000"}});
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->batch.max_rows, 42);
   EXPECT_EQ(r->batch.max_bytes, std::int64_t{1} << 30);
   EXPECT_TRUE(r->apply.replica_role);
   EXPECT_EQ(r->poll_interval, milliseconds(2000));
   EXPECT_EQ(r->shutdown_timeout, milliseconds(5000));
+  EXPECT_EQ(r->journal.vacuum_after_rows, 1000);
   EXPECT_TRUE(r->warnings.empty());
 }
 
@@ -70,6 +74,16 @@ TEST(RunConfig, RejectsBadBatchBounds) {
   EXPECT_NE(failure("batch: {rows: 5}\n").find("batch.rows"), std::string::npos);
   EXPECT_NE(failure("batch: 5\n").find("mapping"), std::string::npos);
   EXPECT_NE(failure("", {{"PGFERRY_BATCH_MAX_ROWS", "-1"}}).find("PGFERRY_BATCH_MAX_ROWS"), std::string::npos);
+}
+
+TEST(RunConfig, RejectsABadJournalVacuumThreshold) {
+  const auto negative = failure("journal: {vacuum_after_rows: -5}\n");
+  EXPECT_NE(negative.find("journal.vacuum_after_rows"), std::string::npos) << negative;
+  EXPECT_NE(negative.find("'-5'"), std::string::npos) << negative;
+  EXPECT_NE(negative.find("0 to leave the journal to autovacuum"), std::string::npos) << negative;
+  EXPECT_NE(failure("journal: {vacuum_after_rows: lots}\n").find("'lots'"), std::string::npos);
+  EXPECT_NE(failure("journal: {vacuum: 5}\n").find("journal.vacuum"), std::string::npos);
+  EXPECT_NE(failure("journal: 5\n").find("mapping"), std::string::npos);
 }
 
 TEST(RunConfig, RejectsBadApplyAndDurations) {
