@@ -17,7 +17,7 @@ std::string joined(const std::vector<std::string>& names, const std::string& pre
 /// The value of target column `column` from the recordset row `alias`: as decoded, or, for a
 /// column journaled as text, that text cast back to the column's type.
 std::string value_of(const TargetShape& t, const std::string& column, const std::string& alias) {
-  const auto q = alias + "." + sql::quote_ident(column);
+  auto q = alias + "." + sql::quote_ident(column);
   const auto it = t.from_text.find(column);
   if (it == t.from_text.end()) return q;
   return fmt::format("({} #>> '{{}}')::{}", q, it->second);

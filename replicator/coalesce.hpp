@@ -23,19 +23,19 @@ namespace pgferry {
 
 /// The final state of one row after a batch.
 struct RowAction {
-  std::string key;    // JSON array of key values, as in Change::key
-  std::string image;  // upserts: the last image (source column names); deletes: empty
+  std::string key;           // JSON array of key values, as in Change::key
+  std::string image;         // upserts: the last image (source column names); deletes: empty
   std::int64_t last_id = 0;  // journal id of the last change that decided this action
   friend bool operator==(const RowAction&, const RowAction&) = default;
 };
 
 /// What a batch does to one table.
 struct TableActions {
-  bool truncate = false;            // TRUNCATE before anything else (a T in the batch)
-  std::vector<RowAction> deletes;   // sorted by key text
-  std::vector<RowAction> upserts;   // sorted by key text
-  std::size_t changes = 0;          // journal rows of this table in the batch, before coalescing
-  std::int64_t last_id = 0;         // highest journal id of this table in the batch
+  bool truncate = false;           // TRUNCATE before anything else (a T in the batch)
+  std::vector<RowAction> deletes;  // sorted by key text
+  std::vector<RowAction> upserts;  // sorted by key text
+  std::size_t changes = 0;         // journal rows of this table in the batch, before coalescing
+  std::int64_t last_id = 0;        // highest journal id of this table in the batch
 };
 
 /// Coalesces `changes` (sorted by id) per table and key. Tables are keyed by table_id.

@@ -431,7 +431,7 @@ class Parser {
       if (!s) return std::move(s).error();
       auto b = parse_bytes(*s);
       if (!b) return located(std::move(b).error(), n, "batch.max_bytes");
-      if (*b < 64 * 1024 || *b > (std::int64_t{1} << 40)) {
+      if (*b < std::int64_t{64} * 1024 || *b > (std::int64_t{1} << 40)) {
         return error(n, "batch.max_bytes", fmt::format("'{}' is out of range", *s),
                      "use from 64kB to 1TB, e.g. 64MB (the default)");
       }

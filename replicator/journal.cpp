@@ -126,7 +126,7 @@ simdjson::error_code check_scalar(simdjson::ondemand::json_type type, std::strin
 /// (tru, 01 and 1.2.3 are errors); containers are sliced whole and their contents left to the
 /// target, which parses every batch as jsonb.
 simdjson::simdjson_result<std::string_view> raw_value(simdjson::ondemand::value v) {
-  simdjson::ondemand::json_type type;
+  simdjson::ondemand::json_type type{};
   if (const auto err = v.type().get(type); err) return err;
   std::string_view raw;
   simdjson::error_code err = simdjson::SUCCESS;

@@ -16,9 +16,9 @@ enum class Op : char { Insert = 'I', Update = 'U', Delete = 'D', Truncate = 'T' 
 
 /// One journal row, decoded.
 struct Change {
-  std::int64_t id = 0;       // pgferry.journal.id: per row, commit order
-  std::string xid;           // the source transaction (xid8 as text)
-  std::int32_t table_id = 0; // pgferry.captured_table.id
+  std::int64_t id = 0;        // pgferry.journal.id: per row, commit order
+  std::string xid;            // the source transaction (xid8 as text)
+  std::int32_t table_id = 0;  // pgferry.captured_table.id
   Op op = Op::Insert;
   /// The key of the row the change leaves behind (I/U: the new key; D: the deleted key) as a
   /// minified JSON array of the key values in key-column order, e.g. [42,"eu"]. Empty for T.
@@ -35,8 +35,7 @@ struct Change {
 /// naming the journal id and the column, when the JSON is malformed or lacks a key column.
 [[nodiscard]] Result<Change> decode_change(std::int64_t id, std::string xid, std::int32_t table_id, char op,
                                            std::string_view old_key_json, std::string_view new_row_json,
-                                           const std::vector<std::string>& key_columns,
-                                           std::string captured_at = {});
+                                           const std::vector<std::string>& key_columns, std::string captured_at = {});
 
 /// Rewrites a row image (source column names) into a JSON object keyed by target column names,
 /// keeping only the mapped columns: `mapping` is pairs of {source, target}. Columns missing from

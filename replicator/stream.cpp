@@ -519,8 +519,8 @@ class Worker {
       if (auto s = target_->run(truncate); !s) return s;
     }
     // Deletes children first, then upserts parents first.
-    for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
-      const auto& t = tables_[*it];
+    for (std::size_t n = order_.size(); n-- > 0;) {
+      const auto& t = tables_[order_[n]];
       auto a = actions.find(t.table_id);
       if (a == actions.end() || a->second.deletes.empty()) continue;
       std::vector<std::string> keys;

@@ -61,11 +61,11 @@ class Control {
 struct StreamTable {
   std::int32_t table_id = 0;
   const TableConfig* config = nullptr;
-  std::vector<std::string> source_key;                          // source key columns
-  std::vector<std::pair<std::string, std::string>> mapping;     // replicated columns, source -> target
-  apply::TargetShape shape;                                     // target columns and key
-  std::string source_name;                                      // quoted, as in captured_table/table_state
-  std::string label;                                            // for logs: public.users -> public.chat_users
+  std::vector<std::string> source_key;                       // source key columns
+  std::vector<std::pair<std::string, std::string>> mapping;  // replicated columns, source -> target
+  apply::TargetShape shape;                                  // target columns and key
+  std::string source_name;                                   // quoted, as in captured_table/table_state
+  std::string label;                                         // for logs: public.users -> public.chat_users
 };
 
 /// Runs the worker until `control.request_stop()`; returns the process exit code (0 after a clean

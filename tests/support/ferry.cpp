@@ -182,7 +182,7 @@ void ReplicationTest::TearDown() {
 }
 
 std::string ReplicationTest::configure(const std::string& tables_yaml, const std::string& extra_yaml) {
-  const std::string config = write_config(tables_yaml, extra_yaml);
+  std::string config = write_config(tables_yaml, extra_yaml);
   const CliResult r = pgferry("setup", config);
   EXPECT_EQ(r.exit_code, 0) << r.all();
   return config;
