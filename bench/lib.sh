@@ -5,7 +5,9 @@
 # Clusters listen on 127.0.0.1 only (no Unix socket), trust local connections, and belong to
 # the postgres user when the script runs as root (PostgreSQL refuses to run as root).
 
-PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir)}
+# Empty when pg_config is missing (scripts/quickstart sources this before it installs PostgreSQL;
+# under set -e a failing substitution here would end the caller silently).
+PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || true)}
 
 die() { printf '%s: error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
 note() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
