@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace pgferry::apply {
 namespace {
 
@@ -109,6 +111,18 @@ CopyIn render_copy_in(const TargetShape& t, const std::string& staging, Compare 
                                  t.table.quoted(), s, key_match(t, "s", "t"));
   c.drop_staging = fmt::format("DROP TABLE IF EXISTS {}", s);
   return c;
+}
+
+std::string render_table_locks(const std::vector<int>& table_ids, bool shared) {
+  std::vector<int> ids = table_ids;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::string out = "SELECT ";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += fmt::format("pg_advisory_xact_lock{}({}, {})", shared ? "_shared" : "", kTableLockClass, ids[i]);
+  }
+  return ids.empty() ? std::string() : out;
 }
 
 }  // namespace pgferry::apply

@@ -11,6 +11,18 @@
 
 namespace pgferry::apply {
 
+/// Advisory lock class (the two-int4 form) on the target. Every applied batch holds
+/// (kTableLockClass, table id) shared for each table it writes, until it commits; whatever writes
+/// a table from a fresh read of the source instead of the journal (the sweep, `verify --repair`,
+/// `errors retry`) holds it exclusively, takes its source snapshot only then, and writes in the
+/// same target transaction. So such a write never lands between a batch's read and its commit, and
+/// never overwrites a newer journaled change with an older read. 0x70676673 is "pgfs".
+inline constexpr int kTableLockClass = 0x70676673;
+
+/// SELECT pg_advisory_xact_lock[_shared](kTableLockClass, id) for each table id, in id order
+/// (one statement; deadlock-free against writers that lock one table at a time).
+[[nodiscard]] std::string render_table_locks(const std::vector<int>& table_ids, bool shared);
+
 /// A target table as the applier writes it.
 struct TargetShape {
   sql::QualifiedName table;

@@ -85,6 +85,17 @@ std::string fingerprint_of(const std::vector<std::string>& parts) {
   return fmt::format("{:016x}", h);
 }
 
+std::string image_expression(const CaptureSpec& spec, std::string_view rec) {
+  if (spec.columns.empty()) return fmt::format("to_jsonb({})", rec);
+  return json_object(spec.columns, rec, spec.text_columns);
+}
+
+std::string key_expression(const CaptureSpec& spec, std::string_view rec) {
+  return json_object(spec.key_columns, rec, spec.text_columns);
+}
+
+std::string filter_expression(const CaptureSpec& spec, std::string_view rec) { return in_filter(spec.where, rec); }
+
 CaptureDdl render_capture(const CaptureSpec& spec) {
   assert(!spec.key_columns.empty());
   CaptureDdl ddl;
@@ -96,9 +107,9 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
       {"function", ddl.function_name},
       {"table_id", std::to_string(spec.table_id)},
       {"listen_lock", fmt::format("{}, {}", kLockClass, kListenLock)},
-      {"old_in", in_filter(spec.where, "OLD")},
-      {"new_in", in_filter(spec.where, "NEW")},
-      {"old_key", json_object(spec.key_columns, "OLD", spec.text_columns)},
+      {"old_in", filter_expression(spec, "OLD")},
+      {"new_in", filter_expression(spec, "NEW")},
+      {"old_key", key_expression(spec, "OLD")},
       // Text, not equality: the replicator identifies a row by the text of its key, so a key
       // updated to an equal but differently written value (numeric 1 -> 1.00, citext 'A' -> 'a')
       // must journal the old key, or the row would be known under two keys.
@@ -106,12 +117,12 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
                                   row_of(spec.key_columns, "OLD"))},
   };
   if (spec.columns.empty()) {
-    values["new_image"] = "to_jsonb(NEW)";
+    values["new_image"] = image_expression(spec, "NEW");
     // Comparing text forms catches every visible change, including types without an equality
     // operator (json, point) and changes equality ignores (1.0 -> 1.00).
     values["row_changed"] = "NEW::text IS DISTINCT FROM OLD::text";
   } else {
-    values["new_image"] = json_object(spec.columns, "NEW", spec.text_columns);
+    values["new_image"] = image_expression(spec, "NEW");
     values["row_changed"] =
         fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.columns, "NEW"), row_of(spec.columns, "OLD"));
   }

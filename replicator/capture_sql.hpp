@@ -42,6 +42,17 @@ struct CaptureSpec {
 /// failing the application's own write. The applier turns the text back into the target type.
 [[nodiscard]] bool captured_as_text(std::string_view base_type);
 
+/// The row image exactly as the capture trigger journals it, as an expression over `rec` (a row
+/// variable or a table alias): rows read outside the journal (the sweep, `verify --repair`,
+/// `errors retry`) then go through the applier's statements just like journaled changes.
+[[nodiscard]] std::string image_expression(const CaptureSpec& spec, std::string_view rec);
+
+/// The key as the trigger journals an old key: a jsonb object of the key columns over `rec`.
+[[nodiscard]] std::string key_expression(const CaptureSpec& spec, std::string_view rec);
+
+/// Whether `rec` passes the table's row filter, as the trigger decides it ("true" without one).
+[[nodiscard]] std::string filter_expression(const CaptureSpec& spec, std::string_view rec);
+
 /// The SQL that installs capture for one table.
 struct CaptureDdl {
   std::string function_name;            // pgferry.capture_<id>, quoted

@@ -52,8 +52,8 @@ class Parser {
                    "start from the example in docs/CONFIGURATION.md");
     if (auto s = apply_env_overrides(root, cfg); !s) return std::move(s).error();
     if (auto s = known_keys(root, "",
-                            {"source", "target", "tables", "sweep", "batch", "apply", "journal", "poll_interval",
-                             "shutdown_timeout", "http", "log"});
+                            {"source", "target", "tables", "sweep", "batch", "apply", "journal", "reconnect", "connection",
+                             "guard", "verify", "poll_interval", "shutdown_timeout", "http", "log"});
         !s) {
       return std::move(s).error();
     }
@@ -70,6 +70,10 @@ class Parser {
     if (auto s = parse_batch(root["batch"], cfg.batch); !s) return std::move(s).error();
     if (auto s = parse_apply(root["apply"], cfg.apply); !s) return std::move(s).error();
     if (auto s = parse_journal(root["journal"], cfg.journal); !s) return std::move(s).error();
+    if (auto s = parse_reconnect(root["reconnect"], cfg.reconnect); !s) return std::move(s).error();
+    if (auto s = parse_connection(root["connection"], cfg.connection); !s) return std::move(s).error();
+    if (auto s = parse_guard(root["guard"], cfg.guard); !s) return std::move(s).error();
+    if (auto s = parse_verify(root["verify"], cfg.verify); !s) return std::move(s).error();
     if (root["poll_interval"].IsDefined()) {
       auto d = duration_value(root["poll_interval"], "poll_interval");
       if (!d) return std::move(d).error();
@@ -130,6 +134,17 @@ class Parser {
         {"PGFERRY_BATCH_MAX_BYTES", "batch.max_bytes"},
         {"PGFERRY_APPLY_REPLICA_ROLE", "apply.replica_role"},
         {"PGFERRY_JOURNAL_VACUUM_AFTER_ROWS", "journal.vacuum_after_rows"},
+        {"PGFERRY_RECONNECT_INITIAL_DELAY", "reconnect.initial_delay"},
+        {"PGFERRY_RECONNECT_MAX_DELAY", "reconnect.max_delay"},
+        {"PGFERRY_RECONNECT_MAX_ATTEMPTS", "reconnect.max_attempts"},
+        {"PGFERRY_RECONNECT_HEALTHY_AFTER", "reconnect.healthy_after"},
+        {"PGFERRY_CONNECTION_KEEPALIVES_IDLE", "connection.keepalives_idle"},
+        {"PGFERRY_CONNECTION_TCP_USER_TIMEOUT", "connection.tcp_user_timeout"},
+        {"PGFERRY_CONNECTION_HEARTBEAT_INTERVAL", "connection.heartbeat_interval"},
+        {"PGFERRY_CONNECTION_CONNECT_TIMEOUT", "connection.connect_timeout"},
+        {"PGFERRY_GUARD_MAX_DELETE_FRACTION", "guard.max_delete_fraction"},
+        {"PGFERRY_GUARD_MIN_ROWS", "guard.min_rows"},
+        {"PGFERRY_VERIFY_EVERY", "verify.every"},
         {"PGFERRY_POLL_INTERVAL", "poll_interval"},
         {"PGFERRY_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
         {"PGFERRY_HTTP_LISTEN", "http.listen"},
@@ -456,6 +471,148 @@ class Parser {
                      "use e.g. 50000 (the default), or 0 to leave the journal to autovacuum");
       }
       journal.vacuum_after_rows = v;
+    }
+    return Ok{};
+  }
+
+  // --- small typed readers for the sections below -------------------------------------------
+
+  /// A mapping section, or nothing: `example` shows how to write it.
+  Result<bool> section(const YAML::Node& node, const std::string& name, const std::vector<std::string>& keys,
+                       const std::string& example) const {
+    if (!node.IsDefined() || node.IsNull()) return false;
+    if (!node.IsMap())
+      return error(node, name, fmt::format("must be a mapping, not {}", describe(node)), "write it as " + example);
+    if (auto s = known_keys(node, name + ".", keys); !s) return std::move(s).error();
+    return true;
+  }
+
+  Status duration_key(const YAML::Node& map, const std::string& section, const std::string& key, milliseconds min,
+                      milliseconds max, milliseconds& out, const std::string& fix) const {
+    const auto n = map[key];
+    if (!n.IsDefined()) return Ok{};
+    const auto name = section + "." + key;
+    auto d = duration_value(n, name);
+    if (!d) return std::move(d).error();
+    if (*d < min || *d > max) {
+      return error(n, name, fmt::format("{} is out of range ({} to {})", format_duration(*d), format_duration(min),
+                                        format_duration(max)),
+                   fix);
+    }
+    out = *d;
+    return Ok{};
+  }
+
+  Status int_key(const YAML::Node& map, const std::string& section, const std::string& key, std::int64_t min,
+                 std::int64_t max, std::int64_t& out, const std::string& fix) const {
+    const auto n = map[key];
+    if (!n.IsDefined()) return Ok{};
+    const auto name = section + "." + key;
+    auto s = string_value(n, name);
+    if (!s) return std::move(s).error();
+    std::int64_t v = 0;
+    const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+    if (ec != std::errc() || end != s->data() + s->size() || v < min || v > max) {
+      return error(n, name, fmt::format("'{}' is not a whole number from {} to {}", *s, min, max), fix);
+    }
+    out = v;
+    return Ok{};
+  }
+
+  Status parse_reconnect(const YAML::Node& node, ReconnectConfig& r) {
+    auto has = section(node, "reconnect", {"initial_delay", "max_delay", "max_attempts", "healthy_after"},
+                       "reconnect: {initial_delay: 100ms, max_delay: 30s, max_attempts: 0, healthy_after: 10s}");
+    if (!has) return std::move(has).error();
+    if (!*has) return Ok{};
+    const milliseconds day = std::chrono::hours(24);
+    if (auto s = duration_key(node, "reconnect", "initial_delay", milliseconds(1), day, r.initial_delay,
+                              "use e.g. 100ms (the default)");
+        !s) {
+      return s;
+    }
+    if (auto s = duration_key(node, "reconnect", "max_delay", milliseconds(1), day, r.max_delay,
+                              "use e.g. 30s (the default)");
+        !s) {
+      return s;
+    }
+    if (r.max_delay < r.initial_delay) {
+      return error(node["max_delay"].IsDefined() ? node["max_delay"] : node, "reconnect.max_delay",
+                   fmt::format("{} is shorter than reconnect.initial_delay ({})", format_duration(r.max_delay),
+                               format_duration(r.initial_delay)),
+                   "make max_delay at least initial_delay");
+    }
+    if (auto s = int_key(node, "reconnect", "max_attempts", 0, 1'000'000'000, r.max_attempts,
+                         "use 0 (the default) to retry forever, or the number of failures after which run exits 1");
+        !s) {
+      return s;
+    }
+    return duration_key(node, "reconnect", "healthy_after", milliseconds(0), day, r.healthy_after,
+                        "use e.g. 10s (the default)");
+  }
+
+  Status parse_connection(const YAML::Node& node, ConnectionConfig& c) {
+    auto has = section(node, "connection", {"keepalives_idle", "tcp_user_timeout", "heartbeat_interval", "connect_timeout"},
+                       "connection: {keepalives_idle: 10s, tcp_user_timeout: 30s, heartbeat_interval: 10s}");
+    if (!has) return std::move(has).error();
+    if (!*has) return Ok{};
+    const milliseconds hour = std::chrono::hours(1);
+    if (auto s = duration_key(node, "connection", "keepalives_idle", std::chrono::seconds(1), hour, c.keepalives_idle,
+                              "use whole seconds, e.g. 10s (the default)");
+        !s) {
+      return s;
+    }
+    if (auto s = duration_key(node, "connection", "tcp_user_timeout", milliseconds(0), hour, c.tcp_user_timeout,
+                              "use e.g. 30s (the default), or 0s for the operating system's default");
+        !s) {
+      return s;
+    }
+    if (auto s = duration_key(node, "connection", "heartbeat_interval", milliseconds(0), hour, c.heartbeat_interval,
+                              "use e.g. 10s (the default), or 0s to turn the heartbeat off");
+        !s) {
+      return s;
+    }
+    return duration_key(node, "connection", "connect_timeout", std::chrono::seconds(1), hour, c.connect_timeout,
+                        "use whole seconds, e.g. 10s (the default)");
+  }
+
+  Status parse_guard(const YAML::Node& node, GuardConfig& g) {
+    auto has = section(node, "guard", {"max_delete_fraction", "min_rows"},
+                       "guard: {max_delete_fraction: 0.5, min_rows: 1000}");
+    if (!has) return std::move(has).error();
+    if (!*has) return Ok{};
+    if (const auto m = node["max_delete_fraction"]; m.IsDefined()) {
+      auto s = string_value(m, "guard.max_delete_fraction");
+      if (!s) return std::move(s).error();
+      double v = -1;
+      try {
+        size_t used = 0;
+        v = std::stod(*s, &used);
+        if (used != s->size()) v = -1;
+      } catch (const std::exception&) {
+        v = -1;
+      }
+      if (!std::isfinite(v) || v <= 0.0 || v > 1.0) {
+        return error(m, "guard.max_delete_fraction", fmt::format("'{}' is not a number above 0 and at most 1", *s),
+                     "use e.g. 0.5 (the default), or 1 to turn the guard off");
+      }
+      g.max_delete_fraction = v;
+    }
+    return int_key(node, "guard", "min_rows", 0, std::int64_t{1} << 50, g.min_rows,
+                   "use e.g. 1000 (the default): smaller tables are never guarded");
+  }
+
+  Status parse_verify(const YAML::Node& node, VerifyConfig& v) {
+    auto has = section(node, "verify", {"every"}, "verify: {every: 24h}");
+    if (!has) return std::move(has).error();
+    if (!*has) return Ok{};
+    if (auto s = duration_key(node, "verify", "every", milliseconds(0), std::chrono::hours(24 * 366), v.every,
+                              "use e.g. 24h, or 0s (the default) to never verify inside run");
+        !s) {
+      return s;
+    }
+    if (v.every > milliseconds(0) && v.every < std::chrono::minutes(1)) {
+      return error(node["every"], "verify.every", fmt::format("{} is shorter than 1m", format_duration(v.every)),
+                   "use at least 1m (e.g. 24h): a verify reads every row of every table");
     }
     return Ok{};
   }

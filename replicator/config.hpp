@@ -73,6 +73,40 @@ struct JournalConfig {
   std::int64_t vacuum_after_rows = 50000;  // 0: leave it to autovacuum
 };
 
+/// How the replicator reconnects after a connection drops (each connection on its own): delays
+/// grow exponentially from `initial_delay` to `max_delay` with full jitter; after a connection
+/// stayed up for `healthy_after` the delays start again from `initial_delay`. `max_attempts`
+/// consecutive failures of one connection make `run` exit 1 (0: retry forever).
+struct ReconnectConfig {
+  std::chrono::milliseconds initial_delay{100};
+  std::chrono::milliseconds max_delay{std::chrono::seconds(30)};
+  std::int64_t max_attempts = 0;
+  std::chrono::milliseconds healthy_after{std::chrono::seconds(10)};
+};
+
+/// Noticing dead connections: TCP keepalives and tcp_user_timeout on every connection pgferry
+/// opens (defaults under the user's conninfo, which may override them), and a heartbeat query on
+/// the otherwise silent LISTEN connection.
+struct ConnectionConfig {
+  std::chrono::milliseconds keepalives_idle{std::chrono::seconds(10)};
+  std::chrono::milliseconds tcp_user_timeout{std::chrono::seconds(30)};
+  std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(10)};
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
+};
+
+/// The mass-delete guard: a batch, sweep or repair that would delete more than
+/// `max_delete_fraction` of a target table holding at least `min_rows` rows stops that table
+/// instead (until `pgferry errors retry` confirms it). 1 disables the guard.
+struct GuardConfig {
+  double max_delete_fraction = 0.5;
+  std::int64_t min_rows = 1000;
+};
+
+/// `verify` inside `run`: every `every` (0: never), compare source and target and log what differs.
+struct VerifyConfig {
+  std::chrono::milliseconds every{0};
+};
+
 struct HttpConfig {
   std::string listen = "127.0.0.1:9187";
 };
@@ -91,6 +125,10 @@ struct Config {
   BatchConfig batch;
   ApplyConfig apply;
   JournalConfig journal;
+  ReconnectConfig reconnect;
+  ConnectionConfig connection;
+  GuardConfig guard;
+  VerifyConfig verify;
   /// The idle safety net: how often the replicator reads the journal when no doorbell rang.
   std::chrono::milliseconds poll_interval{std::chrono::seconds(1)};
   /// How long a graceful shutdown waits for the batch in flight before rolling it back.

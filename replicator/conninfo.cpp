@@ -161,4 +161,23 @@ std::string scrub_password(std::string text, std::string_view conninfo) {
   return text;
 }
 
+std::vector<std::pair<std::string, std::string>> connection_defaults(std::chrono::milliseconds keepalives_idle,
+                                                                 std::chrono::milliseconds tcp_user_timeout,
+                                                                 std::chrono::milliseconds connect_timeout) {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  std::vector<std::pair<std::string, std::string>> out;
+  const auto idle = duration_cast<seconds>(keepalives_idle).count();
+  if (idle > 0) {
+    out.emplace_back("keepalives", "1");
+    out.emplace_back("keepalives_idle", std::to_string(idle));
+    out.emplace_back("keepalives_interval", std::to_string(std::max<long long>(1, idle / 3)));
+    out.emplace_back("keepalives_count", "3");
+  }
+  if (tcp_user_timeout.count() > 0) out.emplace_back("tcp_user_timeout", std::to_string(tcp_user_timeout.count()));
+  const auto ct = duration_cast<seconds>(connect_timeout).count();
+  if (ct > 0) out.emplace_back("connect_timeout", std::to_string(ct));
+  return out;
+}
+
 }  // namespace pgferry

@@ -9,10 +9,14 @@
 
 #include "check.hpp"
 #include "config.hpp"
+#include "conninfo.hpp"
+#include "errors_cmd.hpp"
 #include "log.hpp"
+#include "pg.hpp"
 #include "run.hpp"
 #include "setup.hpp"
 #include "teardown.hpp"
+#include "verify.hpp"
 
 namespace {
 
@@ -66,7 +70,38 @@ int main(int argc, char** argv) {
                                       "the other tables keep streaming)");
   std::string snapshot_table;
   snapshot->add_option("TABLE", snapshot_table, "The configured source table, e.g. public.users")->required();
-  for (auto* sub : {check, setup, teardown, snapshot, run}) {
+  auto* verify = app.add_subcommand("verify",
+                                    "Compare source and target table by table (counts, missing keys, differing rows) "
+                                    "and, with --repair, fix what differs; exit 0 only when they agree");
+  pgferry::VerifyOptions verify_options;
+  std::string verify_table;
+  verify->add_option("--table", verify_table, "Only this configured source table, e.g. public.users");
+  verify->add_flag("--repair", verify_options.repair,
+                   "Fix what differs: upsert missing and different rows, delete rows the source no longer has");
+  verify->add_flag("--json", verify_options.json, "Print the report as JSON");
+  verify->add_flag("--allow-mass-delete", verify_options.allow_mass_delete,
+                   "Let --repair delete more than guard.max_delete_fraction of a table");
+  auto* errors = app.add_subcommand("errors",
+                                    "What pgferry could not apply (pgferry.sync_errors on the target): list, retry "
+                                    "or resolve it");
+  errors->require_subcommand(1);
+  pgferry::ErrorsOptions errors_options;
+  auto* errors_list = errors->add_subcommand("list", "List sync errors, newest first");
+  errors_list->add_option("--table", errors_options.table, "Only errors of this configured source table");
+  errors_list->add_flag("--open", errors_options.open, "Only errors not resolved yet");
+  errors_list->add_flag("--json", errors_options.json, "Print JSON lines, one error per line");
+  auto* errors_retry = errors->add_subcommand(
+      "retry",
+      "Apply the rows of these errors again from the source's current state (a stopped table: check its target "
+      "schema and resume it; a mass delete: confirm it); mark them resolved when that succeeds");
+  errors_retry->add_option("ID", errors_options.ids, "Error ids (see errors list)");
+  errors_retry->add_flag("--all", errors_options.all, "Every open error");
+  auto* errors_resolve =
+      errors->add_subcommand("resolve", "Mark errors resolved without applying anything (the note says why)");
+  errors_resolve->add_option("ID", errors_options.ids, "Error ids (see errors list)")->required();
+  errors_resolve->add_option("--note", errors_options.note, "Why they are resolved (kept with the error)")
+      ->required();
+  for (auto* sub : {check, setup, teardown, snapshot, run, verify, errors, errors_list, errors_retry, errors_resolve}) {
     sub->footer(kFooter);
     // Listed in every command's --help too; the flag works before or after the command.
     sub->add_option("-c,--config", config_path, "Configuration file (YAML)")->envname("PGFERRY_CONFIG");
@@ -86,10 +121,11 @@ the idle safety net behind the doorbell), shutdown_timeout (30s).)") +
       continue;
     }
     if (arg.starts_with("-")) continue;
-    if (arg != "check" && arg != "setup" && arg != "teardown" && arg != "run" && arg != "snapshot") {
+    if (arg != "check" && arg != "setup" && arg != "teardown" && arg != "run" && arg != "snapshot" &&
+        arg != "verify" && arg != "errors") {
       fmt::print(stderr,
-                 "error: unknown command '{}'\n  fix: use one of check, setup, run, snapshot, teardown (see pgferry "
-                 "--help)\n",
+                 "error: unknown command '{}'\n  fix: use one of check, setup, run, snapshot, verify, errors, teardown "
+                 "(see pgferry --help)\n",
                  arg);
       return 2;
     }
@@ -129,6 +165,8 @@ the idle safety net behind the doorbell), shutdown_timeout (30s).)") +
     return 2;
   }
   for (const auto& w : config->warnings) spdlog::warn("{}", w);
+  pgferry::set_connection_defaults(pgferry::connection_defaults(
+      config->connection.keepalives_idle, config->connection.tcp_user_timeout, config->connection.connect_timeout));
 
   if (check->parsed()) return pgferry::run_check(*config);
   if (setup->parsed()) {
@@ -137,6 +175,22 @@ the idle safety net behind the doorbell), shutdown_timeout (30s).)") +
   }
   if (run->parsed()) return pgferry::run_replicator(*config);
   if (snapshot->parsed()) return pgferry::run_snapshot(*config, snapshot_table);
+  if (verify->parsed()) {
+    if (!verify_table.empty()) verify_options.table = verify_table;
+    return pgferry::run_verify(*config, verify_options);
+  }
+  if (errors->parsed()) {
+    using Action = pgferry::ErrorsOptions::Action;
+    errors_options.action = errors_retry->parsed()     ? Action::Retry
+                            : errors_resolve->parsed() ? Action::Resolve
+                                                       : Action::List;
+    if (errors_options.action == Action::Retry && errors_options.ids.empty() == !errors_options.all) {
+      pgferry::print_error(pgferry::config_error("errors retry", "name error ids or --all (not both, not neither)",
+                                                 "e.g. pgferry errors retry 12 13, or pgferry errors retry --all"));
+      return 2;
+    }
+    return pgferry::run_errors(*config, errors_options);
+  }
   if (teardown->parsed()) {
     teardown_options.lock_timeout = *timeout;
     return pgferry::run_teardown(*config, teardown_options);

@@ -17,17 +17,33 @@ void on_notice(void* arg, const char* message) {
   spdlog::debug("{} database: {}", *label, m);
 }
 
+std::vector<std::pair<std::string, std::string>>& defaults() {
+  static std::vector<std::pair<std::string, std::string>> d = {{"connect_timeout", "10"}};
+  return d;
+}
+
 }  // namespace
+
+void set_connection_defaults(std::vector<std::pair<std::string, std::string>> d) { defaults() = std::move(d); }
+
+ConnectParams::ConnectParams(const std::string& conninfo, std::string_view application_name) : owned_(defaults()) {
+  owned_.emplace_back("fallback_application_name", std::string(application_name));
+  owned_.emplace_back("dbname", conninfo);
+  for (const auto& [k, v] : owned_) {
+    keys_.push_back(k.c_str());
+    values_.push_back(v.c_str());
+  }
+  keys_.push_back(nullptr);
+  values_.push_back(nullptr);
+}
 
 Session::Session(PgConnPtr conn, std::string label, std::string conninfo)
     : conn_(std::move(conn)), label_(std::make_unique<std::string>(std::move(label))), conninfo_(std::move(conninfo)) {}
 
 Result<Session> Session::connect(const std::string& conninfo, std::string label, std::string_view application_name) {
   // Earlier keywords are defaults; the user's conninfo, expanded from "dbname", overrides them.
-  const std::string app(application_name);
-  const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
-  const char* vals[] = {"10", app.c_str(), conninfo.c_str(), nullptr};
-  PgConnPtr conn(PQconnectdbParams(keys, vals, 1));
+  const ConnectParams params(conninfo, application_name);
+  PgConnPtr conn(PQconnectdbParams(params.keys(), params.values(), 1));
   if (!conn) return runtime_error(label + " database", "out of memory while connecting");
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     std::string msg = PQerrorMessage(conn.get());

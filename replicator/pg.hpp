@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "result.hpp"
@@ -23,6 +24,24 @@ struct PgResultClear {
 };
 using PgConnPtr = std::unique_ptr<PGconn, PgConnClose>;
 using PgResultPtr = std::unique_ptr<PGresult, PgResultClear>;
+
+/// Keywords and values every connection gets under its conninfo (see connection_defaults); set
+/// once at start-up, before any connection is opened.
+void set_connection_defaults(std::vector<std::pair<std::string, std::string>> defaults);
+
+/// Keyword/value arrays for PQconnectdbParams / PQconnectStartParams with expand_dbname = 1: the
+/// connection defaults, fallback_application_name, then dbname = conninfo (which overrides them).
+class ConnectParams {
+ public:
+  ConnectParams(const std::string& conninfo, std::string_view application_name);
+  [[nodiscard]] const char* const* keys() const noexcept { return keys_.data(); }
+  [[nodiscard]] const char* const* values() const noexcept { return values_.data(); }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> owned_;
+  std::vector<const char*> keys_;
+  std::vector<const char*> values_;
+};
 
 /// A text parameter for a query; nullopt is SQL NULL.
 using Param = std::optional<std::string>;

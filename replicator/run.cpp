@@ -16,6 +16,8 @@
 #include "migrate.hpp"
 #include "setup.hpp"
 #include "stream.hpp"
+#include "sweep.hpp"
+#include "verify.hpp"
 
 namespace pgferry {
 namespace {
@@ -48,9 +50,8 @@ class Listener {
 
   void connect() {
     if (closing_) return;
-    const char* keys[] = {"fallback_application_name", "dbname", nullptr};
-    const char* vals[] = {"pgferry listener", conninfo_.c_str(), nullptr};
-    conn_ = PQconnectStartParams(keys, vals, 1);
+    const ConnectParams params(conninfo_, "pgferry listener");
+    conn_ = PQconnectStartParams(params.keys(), params.values(), 1);
     if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
       failed("cannot start connecting");
       return;
@@ -277,8 +278,9 @@ std::string table_list(const Config& config) {
   return out;
 }
 
-/// Builds the worker's view of every configured table, or explains why `run` cannot start.
-int prepare_tables(const Config& config, std::vector<StreamTable>& out) {
+}  // namespace
+
+int load_stream_tables(const Config& config, std::vector<StreamTable>& out) {
   Connected c;
   if (const int code = connect_and_inspect(config, c, true); code != 0) return code;
   for (auto [db, side, name] :
@@ -341,6 +343,7 @@ int prepare_tables(const Config& config, std::vector<StreamTable>& out) {
     s.shape.table = t.config->target;
     s.shape.key = t.resolved.target_key;
     s.source_name = t.config->source.quoted();
+    s.capture = capture_spec_for(t, state->table_id);
     s.label = t.config->source == t.config->target
                   ? t.config->source.display()
                   : fmt::format("{} -> {}", t.config->source.display(), t.config->target.display());
@@ -356,11 +359,9 @@ int prepare_tables(const Config& config, std::vector<StreamTable>& out) {
   return code;
 }
 
-}  // namespace
-
 int run_replicator(const Config& config) {
   std::vector<StreamTable> tables;
-  if (const int code = prepare_tables(config, tables); code != 0) return code;
+  if (const int code = load_stream_tables(config, tables); code != 0) return code;
   spdlog::info("pgferry {} replicating {} table(s)", PGFERRY_VERSION, tables.size());
 
   uv_loop_t loop;
@@ -393,13 +394,19 @@ int run_replicator(const Config& config) {
   });
   st.worker_done.data = &st;
 
+  Sweeper sweeper(config, tables, control);
+  VerifyScheduler verifier(config, tables, control);
   listener.start();
   std::thread worker([&] {
     st.exit_code = run_stream(config, std::move(tables), control);
     uv_async_send(&st.worker_done);
   });
+  sweeper.start();
+  verifier.start();
   uv_run(&loop, UV_RUN_DEFAULT);
   worker.join();
+  sweeper.stop();
+  verifier.stop();
   uv_loop_close(&loop);
   return st.exit_code;
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "apply_sql.hpp"
+#include "capture_sql.hpp"
 #include "config.hpp"
 #include "result.hpp"
 
@@ -66,7 +67,13 @@ struct StreamTable {
   apply::TargetShape shape;                                  // target columns and key
   std::string source_name;                                   // quoted, as in captured_table/table_state
   std::string label;                                         // for logs: public.users -> public.chat_users
+  capture::CaptureSpec capture;                              // how the trigger journals it (image, key, filter)
 };
+
+/// Connects to both databases, checks that setup ran for this configuration and builds the
+/// worker's view of every configured table. On failure prints what is wrong (on stderr) and
+/// returns the exit code (2 for configuration, 1 for a database that cannot be reached); 0 on success.
+[[nodiscard]] int load_stream_tables(const Config& config, std::vector<StreamTable>& out);
 
 /// Runs the worker until `control.request_stop()`; returns the process exit code (0 after a clean
 /// stop). Errors it can ride out (a dropped connection, a rejected batch) are logged and retried
