@@ -43,6 +43,9 @@ struct Change {
 [[nodiscard]] Result<std::string> map_image(std::string_view image_json,
                                             const std::vector<std::pair<std::string, std::string>>& mapping);
 
+/// `text` as a JSON string literal, quotes included (control characters escaped as \uXXXX).
+[[nodiscard]] std::string json_quote(std::string_view text);
+
 /// Turns a key array ([42,"eu"]) into a JSON object keyed by `names` ({"id":42,"region":"eu"}).
 [[nodiscard]] Result<std::string> key_object(std::string_view key_array_json, const std::vector<std::string>& names);
 

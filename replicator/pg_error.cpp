@@ -19,6 +19,7 @@ Remedy remedy_for(std::string_view sqlstate) noexcept {
   if (cls == "40") return Remedy::RetryTransaction;  // other transaction rollbacks
   if (cls == "22") return Remedy::QuarantineRow;     // data exception
   if (cls == "23") return Remedy::QuarantineRow;     // integrity constraint violation
+  if (cls == "21") return Remedy::QuarantineRow;     // cardinality violation: one upsert touching a row twice
   if (cls == "42") return Remedy::StopTable;         // syntax error or access rule violation: schema drift
   if (cls == "44") return Remedy::QuarantineRow;     // WITH CHECK OPTION violation
   return Remedy::Fatal;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "backoff.hpp"
+#include "reconnect.hpp"
 #include "capture_sql.hpp"
 #include "migrate.hpp"
 #include "setup.hpp"
@@ -29,10 +30,19 @@ using std::chrono::milliseconds;
 /// for its whole session, which tells the capture triggers that someone is listening.
 class Listener {
  public:
-  Listener(uv_loop_t* loop, std::string conninfo, Control& control)
-      : loop_(loop), conninfo_(std::move(conninfo)), control_(control), rng_(std::random_device{}()) {
+  Listener(uv_loop_t* loop, const Config& config, Control& control)
+      : loop_(loop),
+        conninfo_(config.source),
+        heartbeat_interval_(config.connection.heartbeat_interval),
+        max_attempts_(config.reconnect.max_attempts),
+        control_(control),
+        rc_(ReconnectPolicy{config.reconnect.initial_delay, config.reconnect.max_delay, config.reconnect.max_attempts,
+                            config.reconnect.healthy_after}),
+        rng_(std::random_device{}()) {
     uv_timer_init(loop_, &retry_);
     retry_.data = this;
+    uv_timer_init(loop_, &heartbeat_);
+    heartbeat_.data = this;
   }
 
   void start() { connect(); }
@@ -42,6 +52,8 @@ class Listener {
     closing_ = true;
     uv_timer_stop(&retry_);
     uv_close(reinterpret_cast<uv_handle_t*>(&retry_), nullptr);
+    uv_timer_stop(&heartbeat_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&heartbeat_), nullptr);
     drop();
   }
 
@@ -132,6 +144,7 @@ class Listener {
       PGresult* r = PQgetResult(conn_);
       if (r == nullptr) {
         if (phase_ == Phase::Subscribing) subscribed();
+        awaiting_heartbeat_ = false;
         break;
       }
       const auto st = PQresultStatus(r);
@@ -186,10 +199,37 @@ class Listener {
 
   void subscribed() {
     phase_ = Phase::Listening;
-    backoff_.reset();
-    spdlog::info("listening for the doorbell on channel '{}'", capture::kChannel);
+    if (rc_.up(std::chrono::steady_clock::now())) {
+      spdlog::info("listener connection re-established after {:.1f} s; listening for the doorbell on channel '{}'",
+                   std::chrono::duration<double>(rc_.last_outage()).count(), capture::kChannel);
+    } else {
+      spdlog::info("listening for the doorbell on channel '{}'", capture::kChannel);
+    }
+    awaiting_heartbeat_ = false;
+    if (heartbeat_interval_.count() > 0) {
+      const auto ms = static_cast<std::uint64_t>(heartbeat_interval_.count());
+      uv_timer_start(
+          &heartbeat_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->beat(); }, ms, ms);
+    }
     // LISTEN, then catch up from the journal, then trust the bell.
     control_.wake();
+  }
+
+  /// The LISTEN connection is otherwise silent: a half-open TCP connection (a failed-over or
+  /// unplugged server) would leave it waiting forever. Every heartbeat_interval it asks the
+  /// server something; no answer by the next beat means the connection is dead.
+  void beat() {
+    if (phase_ != Phase::Listening) return;
+    if (awaiting_heartbeat_) {
+      failed(fmt::format("no answer to the heartbeat within {}", format_duration(heartbeat_interval_)));
+      return;
+    }
+    if (PQsendQuery(conn_, "SELECT 1") != 1) {
+      failed(PQerrorMessage(conn_));
+      return;
+    }
+    awaiting_heartbeat_ = true;
+    flush();
   }
 
   void failed(std::string_view why) {
@@ -197,17 +237,30 @@ class Listener {
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     drop();
     if (closing_) return;
-    const auto delay = backoff_.next(unit_(rng_));
-    spdlog::warn(
-        "listener connection to the source failed: {} (reconnecting in {} ms; meanwhile the journal is "
-        "polled)",
-        msg, delay.count());
+    const auto d = rc_.failed(std::chrono::steady_clock::now(), unit_(rng_));
+    if (d.give_up) {
+      spdlog::critical("listener connection: giving up after {} failed attempt(s) (reconnect.max_attempts {}): {}",
+                       d.attempt, max_attempts_, msg);
+      control_.give_up(1);
+      return;
+    }
+    if (d.state_change) {
+      spdlog::warn("listener connection to the source lost: {}; reconnecting in {} ms (meanwhile the journal is polled)",
+                   msg, d.delay.count());
+    } else if (d.reminder) {
+      spdlog::warn("listener connection still down after {} attempts: {}; next attempt in {} ms", d.attempt, msg,
+                   d.delay.count());
+    } else {
+      spdlog::debug("listener connection attempt {} failed: {}; next in {} ms", d.attempt, msg, d.delay.count());
+    }
     uv_timer_start(
         &retry_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->connect(); },
-        static_cast<std::uint64_t>(delay.count()), 0);
+        static_cast<std::uint64_t>(d.delay.count()), 0);
   }
 
   void drop() {
+    if (!closing_) uv_timer_stop(&heartbeat_);
+    awaiting_heartbeat_ = false;
     stop_poll();
     if (conn_ != nullptr) {
       PQfinish(conn_);
@@ -218,14 +271,18 @@ class Listener {
 
   uv_loop_t* loop_;
   std::string conninfo_;
+  std::chrono::milliseconds heartbeat_interval_;
+  std::int64_t max_attempts_;
   Control& control_;
   PGconn* conn_ = nullptr;
   uv_poll_t* poll_ = nullptr;
   int fd_ = -1;
   uv_timer_t retry_{};
+  uv_timer_t heartbeat_{};
+  bool awaiting_heartbeat_ = false;
   Phase phase_ = Phase::Idle;
   bool closing_ = false;
-  Backoff backoff_;
+  Reconnect rc_;
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> unit_{0.0, 1.0};
   std::uint64_t doorbells_ = 0;
@@ -371,7 +428,7 @@ int run_replicator(const Config& config) {
   st.loop = &loop;
   st.control = &control;
   st.shutdown_timeout = config.shutdown_timeout;
-  Listener listener(&loop, config.source, control);
+  Listener listener(&loop, config, control);
   st.listener = &listener;
 
   uv_signal_init(&loop, &st.sigterm);
@@ -408,7 +465,7 @@ int run_replicator(const Config& config) {
   sweeper.stop();
   verifier.stop();
   uv_loop_close(&loop);
-  return st.exit_code;
+  return control.give_up_code() != 0 ? control.give_up_code() : st.exit_code;
 }
 
 int run_snapshot(const Config& config, const std::string& table) {

@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "backoff.hpp"
+#include "pg_error.hpp"
+#include "reconnect.hpp"
 #include "capture_sql.hpp"
 #include "coalesce.hpp"
 #include "journal.hpp"
@@ -172,26 +174,39 @@ ORDER BY id LIMIT $4)";
 class Worker {
  public:
   Worker(const Config& config, std::vector<StreamTable> tables, Control& control)
-      : config_(config), tables_(std::move(tables)), control_(control), rng_(std::random_device{}()) {
+      : config_(config),
+        tables_(std::move(tables)),
+        control_(control),
+        source_rc_(reconnect_policy(config)),
+        target_rc_(reconnect_policy(config)),
+        retry_backoff_(BackoffPolicy{config.reconnect.initial_delay, config.reconnect.max_delay, 2.0}),
+        rng_(std::random_device{}()) {
     for (std::size_t i = 0; i < tables_.size(); ++i) by_id_[tables_[i].table_id] = i;
   }
 
   int run() {
     while (!control_.stopping()) {
-      if (!connected()) {
-        if (auto s = connect(); !s) {
+      if (!source_ || !source_->alive()) {
+        if (auto s = connect_source(); !s) {
           if (fatal_) return 2;
-          fail(s.error(), "");
+          if (!connection_failed(source_rc_, "source (reader)", s.error())) return 1;
+          continue;
+        }
+      }
+      if (!target_ || !target_->alive()) {
+        if (auto s = connect_target(); !s) {
+          if (fatal_) return 2;
+          if (!connection_failed(target_rc_, "target (applier)", s.error())) return 1;
           continue;
         }
       }
       auto st = do_step();
       if (!st) {
         if (fatal_) return 2;
-        fail(st.error(), last_sqlstate());
+        if (!step_failed(st.error())) return 1;
         continue;
       }
-      backoff_.reset();
+      retry_backoff_.reset();
     }
     finish_copy();
     spdlog::info("stopped: {} batches, {} journal rows applied since start", batches_, rows_);
@@ -199,31 +214,52 @@ class Worker {
   }
 
  private:
+  static ReconnectPolicy reconnect_policy(const Config& c) {
+    return ReconnectPolicy{c.reconnect.initial_delay, c.reconnect.max_delay, c.reconnect.max_attempts,
+                           c.reconnect.healthy_after};
+  }
+
   // --- connections --------------------------------------------------------------------------
 
-  bool connected() const { return source_ && target_ && source_->alive() && target_->alive(); }
-
-  Status connect() {
-    source_.reset();
-    target_.reset();
+  void drop_source() {
     control_.set_cancel(kSourceSlot, nullptr);
+    source_.reset();
+    chunk_.reset();  // restarts from the journal's head: acked chunks are gone from it
+  }
+
+  void drop_target() {
     control_.set_cancel(kTargetSlot, nullptr);
+    target_.reset();
+  }
+
+  Status connect_source() {
+    drop_source();
     auto s = Session::connect(config_.source, "source", "pgferry reader");
     if (!s) return std::move(s).error();
-    auto t = Session::connect(config_.target, "target", "pgferry applier");
-    if (!t) return std::move(t).error();
     source_.emplace(std::move(*s));
-    target_.emplace(std::move(*t));
     control_.set_cancel(kSourceSlot, PQgetCancel(source_->raw()));
-    control_.set_cancel(kTargetSlot, PQgetCancel(target_->raw()));
-    if (auto r = target_->run("SET application_name = 'pgferry applier'"); !r) return r;
     // The journal is a queue: its statistics are taken while it is nearly empty and are wrong
     // by orders of magnitude once a backlog builds. Trusting them, the planner chose a nested
     // loop over a materialized scan of the whole journal for the reader's statement (138 s per
     // batch on a 200k-row backlog instead of 22 ms). Every reader statement has an index, so
     // keep the reader on them; and JIT never pays for these small statements.
-    if (auto r = source_->run("SET enable_seqscan = off"); !r) return r;
-    if (auto r = source_->run("SET jit = off"); !r) return r;
+    if (auto r = source_->run("SET enable_seqscan = off; SET jit = off"); !r) return r;
+    bell_on_ = std::nullopt;
+    suspects_.clear();
+    if (source_rc_.up(Clock::now())) {
+      spdlog::info("source (reader) connection re-established after {:.1f} s",
+                   std::chrono::duration<double>(source_rc_.last_outage()).count());
+    }
+    return Ok{};
+  }
+
+  Status connect_target() {
+    drop_target();
+    auto t = Session::connect(config_.target, "target", "pgferry applier");
+    if (!t) return std::move(t).error();
+    target_.emplace(std::move(*t));
+    control_.set_cancel(kTargetSlot, PQgetCancel(target_->raw()));
+    if (auto r = target_->run("SET application_name = 'pgferry applier'"); !r) return r;
     if (config_.apply.replica_role) {
       if (auto r = target_->run("SET session_replication_role = replica"); !r) {
         fatal_ = true;
@@ -235,15 +271,91 @@ class Worker {
         return r;
       }
     }
-    if (auto r = prepare_tables(); !r) return r;
-    bell_on_ = std::nullopt;
-    suspects_.clear();
     // Tables whose initial copy is pending, running or waiting for its journal rows to be
-    // discarded are held back until that is done.
+    // discarded are held back until that is done; stopped tables until an operator resumes them.
     if (auto r = load_table_states(); !r) return r;
-    spdlog::info("connected to source and target; {} table(s), {} held back for their initial copy", tables_.size(),
-                 held_.size());
+    if (auto r = prepare_tables(); !r) return r;
+    if (auto r = load_poisoned(); !r) return r;
+    if (target_rc_.up(Clock::now())) {
+      spdlog::info("target (applier) connection re-established after {:.1f} s",
+                   std::chrono::duration<double>(target_rc_.last_outage()).count());
+    }
+    spdlog::info("connected to source and target; {} table(s), {} held back for their initial copy, {} stopped",
+                 tables_.size(), held_.size(), stopped_.size());
     return Ok{};
+  }
+
+  /// A connection failed (or could not be opened): log the state change once, wait the backoff.
+  /// Returns false when reconnect.max_attempts is exhausted.
+  bool connection_failed(Reconnect& rc, std::string_view name, const Error& e) {
+    const auto d = rc.failed(Clock::now(), unit(rng_));
+    if (d.give_up) {
+      spdlog::critical("{} connection: giving up after {} failed attempt(s) (reconnect.max_attempts {}): {}", name,
+                       d.attempt, config_.reconnect.max_attempts, e.describe());
+      return false;
+    }
+    if (d.state_change) {
+      spdlog::warn("{} connection lost: {}; reconnecting in {} ms (then backing off up to {})", name, e.describe(),
+                   d.delay.count(), format_duration(config_.reconnect.max_delay));
+    } else if (d.reminder) {
+      spdlog::warn("{} connection still down after {} attempts: {}; next attempt in {} ms", name, d.attempt,
+                   e.describe(), d.delay.count());
+    } else {
+      spdlog::debug("{} connection attempt {} failed: {}; next in {} ms", name, d.attempt, e.describe(),
+                    d.delay.count());
+    }
+    pause(d.delay);
+    return true;
+  }
+
+  /// A step failed: decide from the SQLSTATE (pg_error.hpp) what to do. Row-level and table-level
+  /// rejections never get here (the applier isolates them); what is left is a lost connection,
+  /// a transient conflict, or something unexpected — each retried with backoff.
+  bool step_failed(const Error& e) {
+    const bool source_dead = source_ && !source_->alive();
+    const bool target_dead = target_ && !target_->alive();
+    const auto state = last_sqlstate();
+    if (source_ && source_->alive()) (void)source_->run("ROLLBACK");
+    if (target_ && target_->alive()) (void)target_->run("ROLLBACK");
+    chunk_.reset();
+    const auto remedy = remedy_for(state);
+    if (source_dead || target_dead || remedy == Remedy::Reconnect) {
+      // Whichever connection is gone (or, when both still look alive, whichever reported it).
+      bool src = source_dead;
+      bool dst = target_dead;
+      if (!src && !dst) {
+        src = source_ && source_->last_sqlstate() == state;
+        dst = !src;
+      }
+      if (src) {
+        drop_source();
+        if (!connection_failed(source_rc_, "source (reader)", e)) return false;
+      }
+      if (dst) {
+        drop_target();
+        if (!connection_failed(target_rc_, "target (applier)", e)) return false;
+      }
+      return true;
+    }
+    const auto delay = retry_backoff_.next(unit(rng_));
+    if (remedy == Remedy::RetryTransaction) {
+      spdlog::warn("{} (SQLSTATE {}: a transient conflict; retrying the batch in {} ms)", e.describe(), state,
+                   delay.count());
+    } else {
+      spdlog::error("{} ({}retrying in {} ms)", e.describe(), state.empty() ? "" : "SQLSTATE " + state + "; ",
+                    delay.count());
+    }
+    pause(delay);
+    return true;
+  }
+
+  /// Sleeps `d` unless stopped; doorbells do not cut it short.
+  void pause(milliseconds d) {
+    const auto until = Clock::now() + d;
+    while (!control_.stopping() && Clock::now() < until) {
+      control_.wait_for(std::chrono::duration_cast<milliseconds>(until - Clock::now()));
+      control_.clear_wake();
+    }
   }
 
   Status prepare_tables() {
@@ -251,18 +363,14 @@ class Worker {
     // children first.
     std::vector<std::string> oids;
     for (const auto& t : tables_) {
-      auto oid = target_->scalar("SELECT to_regclass($1)::oid::text", {t.shape.table.quoted()});
+      auto oid = target_->scalar("SELECT coalesce(to_regclass($1)::oid::text, '')", {t.shape.table.quoted()});
       if (!oid) return std::move(oid).error();
-      if (oid->empty()) {
-        fatal_ = true;
-        spdlog::critical("target table {} does not exist (it is configured for {}); create it, then restart",
-                         t.shape.table.display(), t.config->source.display());
-        return runtime_error(t.label, "target table is missing");
-      }
       oids.push_back(*oid);
     }
     std::map<std::string, std::size_t> index_of;
-    for (std::size_t i = 0; i < oids.size(); ++i) index_of[oids[i]] = i;
+    for (std::size_t i = 0; i < oids.size(); ++i) {
+      if (!oids[i].empty()) index_of[oids[i]] = i;
+    }
     auto fks = target_->exec(
         "SELECT conrelid::oid::text, confrelid::oid::text FROM pg_constraint WHERE contype = 'f' AND conrelid <> "
         "confrelid");
@@ -289,15 +397,29 @@ class Worker {
 
     compare_.assign(tables_.size(), apply::Compare::Native);
     for (std::size_t i = 0; i < tables_.size(); ++i) {
-      const auto& t = tables_[i];
-      if (auto r = target_->prepare(delete_name(t), apply::render_delete(t.shape)); !r) return r;
-      if (auto r = target_->prepare(upsert_name(t), apply::render_upsert(t.shape, apply::Compare::Native)); !r) {
-        // Some types (json, point, ...) have no equality operator: compare their text instead.
-        if (target_->last_sqlstate() != "42883") return r;
-        compare_[i] = apply::Compare::Text;
-        if (auto r2 = target_->prepare(upsert_name(t), apply::render_upsert(t.shape, apply::Compare::Text)); !r2) {
-          return r2;
-        }
+      if (stopped_.contains(tables_[i].table_id)) continue;
+      if (auto r = prepare_table(i); !r) {
+        if (remedy_for(target_->last_sqlstate()) != Remedy::StopTable) return r;
+        // The target table or a column is gone, or pgferry lost its rights: that table stops,
+        // the others stream.
+        if (auto s = stop_table(i, r.error(), target_->last_sqlstate(), "stop_table", nullptr); !s) return s;
+      }
+    }
+    return Ok{};
+  }
+
+  Status prepare_table(std::size_t i) {
+    const auto& t = tables_[i];
+    (void)target_->run(fmt::format("DEALLOCATE IF EXISTS {0}; DEALLOCATE IF EXISTS {1}", delete_name(t),
+                                   upsert_name(t)));
+    if (auto r = target_->prepare(delete_name(t), apply::render_delete(t.shape)); !r) return r;
+    compare_[i] = apply::Compare::Native;
+    if (auto r = target_->prepare(upsert_name(t), apply::render_upsert(t.shape, apply::Compare::Native)); !r) {
+      // Some types (json, point, ...) have no equality operator: compare their text instead.
+      if (target_->last_sqlstate() != "42883") return r;
+      compare_[i] = apply::Compare::Text;
+      if (auto r2 = target_->prepare(upsert_name(t), apply::render_upsert(t.shape, apply::Compare::Text)); !r2) {
+        return r2;
       }
     }
     return Ok{};
@@ -307,27 +429,70 @@ class Worker {
   static std::string delete_name(const StreamTable& t) { return fmt::format("pgferry_delete_{}", t.table_id); }
 
   Status load_table_states() {
-    auto r = target_->exec("SELECT source_table, status, copy_snapshot FROM pgferry.table_state");
+    auto r = target_->exec(
+        "SELECT source_table, status, copy_snapshot, coalesce(stop_class, ''), coalesce(guard_confirmed_id, 0) "
+        "FROM pgferry.table_state");
     if (!r) return std::move(r).error();
-    std::map<std::string, std::pair<std::string, std::string>> states;
+    struct State {
+      std::string status, snapshot, stop_class;
+      std::int64_t confirmed = 0;
+    };
+    std::map<std::string, State> states;
     for (int i = 0; i < PQntuples(r->get()); ++i) {
-      states[value(r->get(), i, 0)] = {value(r->get(), i, 1), value(r->get(), i, 2)};
+      states[value(r->get(), i, 0)] = {value(r->get(), i, 1), value(r->get(), i, 2), value(r->get(), i, 3),
+                                       std::strtoll(PQgetvalue(r->get(), i, 4), nullptr, 10)};
     }
     held_.clear();
+    stopped_.clear();
     for (const auto& t : tables_) {
       auto it = states.find(t.source_name);
-      if (it == states.end() || it->second.first != "streaming" || !it->second.second.empty()) {
+      if (it != states.end()) confirmed_[t.table_id] = it->second.confirmed;
+      // A table the guard stopped is looked at again at every start: with the same settings the
+      // guard stops it again (and says so in the same sync_errors row); with a higher
+      // guard.max_delete_fraction it streams.
+      if (it != states.end() && it->second.status == "stopped" && it->second.stop_class != "mass_delete") {
+        stopped_.insert(t.table_id);
+      } else if (it == states.end() ||
+                 (it->second.status != "streaming" && it->second.status != "stopped") ||
+                 !it->second.snapshot.empty()) {
         held_.insert(t.table_id);
       }
     }
     // A copy that committed but whose journal rows were not discarded yet (a crash in between).
     for (const auto& t : tables_) {
       auto it = states.find(t.source_name);
-      if (it != states.end() && it->second.first == "streaming" && !it->second.second.empty()) {
-        if (auto s = discard_copied(t, it->second.second); !s) return s;
+      if (it != states.end() && it->second.status == "streaming" && !it->second.snapshot.empty()) {
+        if (auto s = discard_copied(t, it->second.snapshot); !s) return s;
       }
     }
     return Ok{};
+  }
+
+  /// The keys held back behind open sync errors (quarantined changes and what queued behind them).
+  Status load_poisoned() {
+    auto r = target_->exec(
+        "SELECT source_table, row_key::text FROM pgferry.sync_errors "
+        "WHERE NOT resolved AND error_class IN ('quarantine_row', 'held_back') AND row_key IS NOT NULL");
+    if (!r) return std::move(r).error();
+    poisoned_.clear();
+    for (int i = 0; i < PQntuples(r->get()); ++i) {
+      const auto* t = table_named(value(r->get(), i, 0));
+      if (t == nullptr) continue;
+      auto c = decode_change(0, "", t->table_id, 'I', "", value(r->get(), i, 1), t->source_key);
+      if (c) poisoned_.insert(poison_key(t->table_id, c->key));
+    }
+    return Ok{};
+  }
+
+  const StreamTable* table_named(const std::string& source_name) const {
+    for (const auto& t : tables_) {
+      if (t.source_name == source_name) return &t;
+    }
+    return nullptr;
+  }
+
+  static std::string poison_key(std::int32_t table_id, const std::string& key) {
+    return std::to_string(table_id) + ':' + key;
   }
 
   // --- one step -----------------------------------------------------------------------------
@@ -339,6 +504,7 @@ class Worker {
   }
 
   Status do_step() {
+    if (auto s = check_requests(); !s) return s;
     if (auto s = poll_copies(); !s) return s;
     control_.clear_wake();
     std::vector<Change> batch;
@@ -349,7 +515,10 @@ class Worker {
         if (auto s = source_->run("SELECT setval('pgferry.doorbell', 0)"); !s) return s;
         bell_on_ = false;
       }
-      return apply_and_ack(batch, false);
+      const auto before = batches_;
+      auto s = apply_and_ack(batch);
+      if (batches_ == before) chunk_.reset();  // nothing acked (a table stopped): read those rows again
+      return s;
     }
     if (chunk_) return Ok{};  // a large transaction is being streamed: keep going
     if (bell_on_ != true) {
@@ -378,13 +547,15 @@ class Worker {
     } else {
       control_.wait_for(config_.poll_interval);
     }
-    return check_requests();
+    return Ok{};
   }
 
   // --- reader -------------------------------------------------------------------------------
 
   Status read_batch(std::vector<Change>& out) {
-    const std::string held = pg_int_array(held_);
+    std::set<std::int32_t> skip = held_;
+    skip.insert(stopped_.begin(), stopped_.end());
+    const std::string held = pg_int_array(skip);
     if (chunk_) return read_chunk(out, held);
     auto r = source_->query(kReadBatch,
                             {held, std::to_string(config_.batch.max_rows), std::to_string(config_.batch.max_bytes)});
@@ -419,6 +590,16 @@ class Worker {
     }
     if (PQntuples(r) == 0) return Ok{};
     chunk_ = Chunking{value(r, 0, 0), 0, 0};
+    // The mass-delete guard judges the transaction whole, before its first chunk is applied.
+    auto dels = source_->query(
+        "SELECT table_id, count(*), max(id) FROM pgferry.journal WHERE xid = $1::xid8 AND op = 'D' GROUP BY table_id",
+        {chunk_->xid});
+    if (!dels) return std::move(dels).error();
+    chunk_deletes_.clear();
+    for (int i = 0; i < PQntuples(dels->get()); ++i) {
+      chunk_deletes_[static_cast<std::int32_t>(std::strtol(PQgetvalue(dels->get(), i, 0), nullptr, 10))] = {
+          std::strtoll(PQgetvalue(dels->get(), i, 1), nullptr, 10), std::strtoll(PQgetvalue(dels->get(), i, 2), nullptr, 10)};
+    }
     spdlog::warn(
         "source transaction {} ({} journal rows) is larger than one batch (batch.max_rows {}, batch.max_bytes {}): "
         "it spans several target transactions, applied in chunks",
@@ -466,23 +647,144 @@ class Worker {
 
   // --- applier ------------------------------------------------------------------------------
 
-  Status apply_and_ack(const std::vector<Change>& batch, bool serial) {
+  /// A change the target rejected, isolated into pgferry.sync_errors.
+  struct Rejected {
+    const Change* change = nullptr;
+    std::string sqlstate;
+    std::string message;
+  };
+
+  /// The keys a change touches: its key, and the old key when it moved the row.
+  std::vector<std::string> keys_of(const Change& c) const {
+    std::vector<std::string> out;
+    if (!c.key.empty()) out.push_back(poison_key(c.table_id, c.key));
+    if (!c.old_key.empty()) out.push_back(poison_key(c.table_id, c.old_key));
+    return out;
+  }
+
+  bool is_poisoned(const Change& c) const {
+    for (const auto& k : keys_of(c)) {
+      if (poisoned_.contains(k)) return true;
+    }
+    return false;
+  }
+
+  void poison(const Change& c) {
+    for (auto& k : keys_of(c)) poisoned_.insert(std::move(k));
+  }
+
+  /// BEGIN, and the shared table locks of every table the batch writes (see kTableLockClass).
+  Status begin(const std::vector<Change>& batch) {
+    std::vector<int> ids;
+    for (const auto& c : batch) {
+      if (ids.empty() || ids.back() != c.table_id) ids.push_back(c.table_id);
+    }
+    return target_->run("BEGIN; " + apply::render_table_locks(ids, true));
+  }
+
+  /// Splits off the changes of keys held back behind an open sync error. The in-memory set may
+  /// be stale (an operator ran `errors retry`): each candidate key is confirmed inside the batch's
+  /// transaction, after the table locks, so a retry has either committed or not begun.
+  Status split_held(const std::vector<Change>& batch, std::vector<Change>& apply, std::vector<const Change*>& held) {
+    std::map<std::int32_t, std::set<std::string>> candidates;  // table -> key objects
+    for (const auto& c : batch) {
+      if (!is_poisoned(c)) continue;
+      const auto& t = tables_[by_id_.at(c.table_id)];
+      for (const auto* k : {&c.key, &c.old_key}) {
+        if (k->empty()) continue;
+        auto o = key_object(*k, t.source_key);
+        if (o) candidates[c.table_id].insert(std::move(*o));
+      }
+    }
+    std::set<std::string> still;  // poison keys confirmed open
+    for (const auto& [id, keys] : candidates) {
+      const auto& t = tables_[by_id_.at(id)];
+      std::vector<std::string> list(keys.begin(), keys.end());
+      auto r = target_->query(
+          "SELECT DISTINCT row_key::text FROM pgferry.sync_errors WHERE NOT resolved AND source_table = $1 "
+          "AND error_class IN ('quarantine_row', 'held_back') AND row_key IN (SELECT jsonb_array_elements($2::jsonb))",
+          {t.source_name, json_array(list)});
+      if (!r) return std::move(r).error();
+      for (int i = 0; i < PQntuples(r->get()); ++i) {
+        auto c = decode_change(0, "", id, 'I', "", value(r->get(), i, 0), t.source_key);
+        if (c) still.insert(poison_key(id, c->key));
+      }
+    }
+    // Keys no longer open were resolved by an operator: forget them.
+    for (const auto& c : batch) {
+      for (const auto& k : keys_of(c)) {
+        if (poisoned_.contains(k) && !still.contains(k)) poisoned_.erase(k);
+      }
+    }
+    apply.clear();
+    held.clear();
+    for (const auto& c : batch) {
+      if (is_poisoned(c)) {
+        held.push_back(&c);
+        poison(c);  // a held change that moved the row holds its new key back too
+      } else {
+        apply.push_back(c);
+      }
+    }
+    return Ok{};
+  }
+
+  Status apply_and_ack(const std::vector<Change>& batch) {
     const auto started = Clock::now();
-    auto s = apply(batch, serial);
+    bool stopped_one = false;
+    if (auto g = guard(batch, stopped_one); !g) return g;
+    if (stopped_one) return Ok{};  // read again without the stopped table: nothing was acked
+
+    // The fast path: the whole batch as one set per table.
+    std::vector<Change> apply;
+    std::vector<const Change*> held;
+    std::vector<Rejected> rejected;
+    if (auto s = begin(batch); !s) return s;
+    if (auto s = split_held(batch, apply, held); !s) return s;
+    failed_table_.reset();
+    auto s = apply_actions(coalesce(apply));
+    bool isolated = false;
     if (!s) {
       const auto state = target_->last_sqlstate();
       (void)target_->run("ROLLBACK");
-      if (!serial && state.size() == 5 && (state.starts_with("23") || state == "21000")) {
-        // The set-based order (deletes children first, then upserts parents first) cannot honour
-        // every constraint a source transaction satisfied step by step (a child re-parented
-        // before its old parent is deleted), and keys whose text differs can still be equal on
-        // the target (citext 'A' and 'a': one upsert would touch the row twice, 21000). Replay
-        // this batch change by change, in journal order.
-        spdlog::info("batch of {} change(s) rejected as a set ({}); replaying it in journal order", batch.size(),
-                     s.error().message);
-        return apply_and_ack(batch, true);
+      if (!target_->alive()) return s;
+      const auto remedy = remedy_for(state);
+      if (remedy == Remedy::StopTable && failed_table_) {
+        return stop_table(*failed_table_, s.error(), state, "stop_table", first_of(batch, *failed_table_));
       }
-      return s;
+      if (remedy != Remedy::QuarantineRow) return s;
+      // Rejected as a set: find the change(s) the target refuses, apply everything else. Applying
+      // change by change in journal order also satisfies constraints the set-based order cannot
+      // (a child re-parented before its old parent is deleted; keys equal on the target but
+      // written differently, citext 'A' and 'a', that one upsert would touch twice: 21000).
+      spdlog::info("batch of {} change(s) rejected as a set ({}: {}); isolating the rejected change(s)", batch.size(),
+                   state, s.error().message);
+      if (auto b = begin(batch); !b) return b;
+      if (auto h = split_held(batch, apply, held); !h) return h;
+      failed_table_.reset();
+      if (auto r = bisect(apply, held, rejected); !r) {
+        const auto st2 = target_->last_sqlstate();
+        (void)target_->run("ROLLBACK");
+        if (remedy_for(st2) == Remedy::StopTable && failed_table_ && target_->alive()) {
+          return stop_table(*failed_table_, r.error(), st2, "stop_table", first_of(batch, *failed_table_));
+        }
+        return r;
+      }
+      isolated = true;
+    }
+    if (auto r = record_errors(rejected, held); !r) return r;
+    if (auto r = record_progress(batch); !r) return r;
+    if (auto r = target_->run("COMMIT"); !r) return r;
+    for (const auto& x : rejected) {
+      const auto& t = tables_[by_id_.at(x.change->table_id)];
+      spdlog::warn(
+          "{}: the target rejected change {} of key {} (journal id {}, source transaction {}): {} (SQLSTATE {}); "
+          "isolated into pgferry.sync_errors, later changes of this key are held back until `pgferry errors retry`",
+          t.label, static_cast<char>(x.change->op), x.change->key, x.change->id, x.change->xid, x.message, x.sqlstate);
+    }
+    if (!held.empty()) {
+      spdlog::info("{} change(s) held back behind open sync errors of their keys (see pgferry errors list --open)",
+                   held.size());
     }
     // Ack only after the target committed: a crash in between re-applies the batch, which
     // changes nothing (upserts of the same images, deletes of absent keys).
@@ -497,24 +799,275 @@ class Worker {
     acked_since_vacuum_ += batch.size();
     if (auto v = maybe_vacuum(); !v) return v;
     const auto ms = std::chrono::duration_cast<milliseconds>(Clock::now() - started).count();
-    spdlog::debug("applied {} change(s) in {} ms{}", batch.size(), ms, serial ? " (serial replay)" : "");
+    spdlog::debug("applied {} change(s) in {} ms{}", batch.size(), ms, isolated ? " (isolating rejected changes)" : "");
     maybe_report();
     return Ok{};
   }
 
-  Status apply(const std::vector<Change>& batch, bool serial) {
-    if (auto s = target_->run("BEGIN"); !s) return s;
-    if (serial) {
-      for (const auto& c : batch) {
-        if (auto s = apply_actions(coalesce({c})); !s) return s;
-      }
-    } else {
-      if (auto s = apply_actions(coalesce(batch)); !s) return s;
+  static const Change* first_of(const std::vector<Change>& batch, std::size_t table_index, const Worker* self) {
+    for (const auto& c : batch) {
+      if (self->by_id_.at(c.table_id) == table_index) return &c;
     }
-    if (auto s = record_progress(batch); !s) return s;
-    return target_->run("COMMIT");
+    return nullptr;
+  }
+  const Change* first_of(const std::vector<Change>& batch, std::size_t table_index) const {
+    return first_of(batch, table_index, this);
   }
 
+  /// Applies `changes` (journal order) inside the open transaction, isolating every change the
+  /// target rejects for a row-level reason: halves are tried under savepoints until a single
+  /// change fails alone. Later changes of a rejected key are held back.
+  Status bisect(const std::vector<Change>& changes, std::vector<const Change*>& held, std::vector<Rejected>& rejected) {
+    std::vector<Change> todo;
+    for (const auto& c : changes) {
+      if (is_poisoned(c)) {
+        held.push_back(&c);
+        poison(c);
+      } else {
+        todo.push_back(c);
+      }
+    }
+    if (todo.empty()) return Ok{};
+    if (auto s = target_->run("SAVEPOINT pgferry_isolate"); !s) return s;
+    failed_table_.reset();
+    auto s = apply_actions(coalesce(todo));
+    if (s) return target_->run("RELEASE SAVEPOINT pgferry_isolate");
+    const auto state = target_->last_sqlstate();
+    if (remedy_for(state) != Remedy::QuarantineRow) return s;
+    if (auto r = target_->run("ROLLBACK TO SAVEPOINT pgferry_isolate; RELEASE SAVEPOINT pgferry_isolate"); !r) return r;
+    if (todo.size() == 1) {
+      // `changes` lives as long as the batch: point into the caller's vector, not into `todo`.
+      const Change* original = nullptr;
+      for (const auto& c : changes) {
+        if (c.id == todo.front().id) original = &c;
+      }
+      rejected.push_back(Rejected{original, state, s.error().message});
+      poison(*original);
+      return Ok{};
+    }
+    const auto half = static_cast<std::ptrdiff_t>(todo.size() / 2);
+    const std::vector<Change> first(todo.begin(), todo.begin() + half);
+    const std::vector<Change> second(todo.begin() + half, todo.end());
+    if (auto r = bisect_sub(changes, first, held, rejected); !r) return r;
+    return bisect_sub(changes, second, held, rejected);
+  }
+
+  /// bisect() over a sub-range, keeping pointers into the batch (`all`) for what it records.
+  Status bisect_sub(const std::vector<Change>& all, const std::vector<Change>& part, std::vector<const Change*>& held,
+                    std::vector<Rejected>& rejected) {
+    std::vector<const Change*> part_held;
+    std::vector<Rejected> part_rejected;
+    auto r = bisect(part, part_held, part_rejected);
+    // Re-point at the batch's own changes (part is a copy that dies with this frame).
+    auto original = [&](const Change* c) {
+      for (const auto& a : all) {
+        if (a.id == c->id) return &a;
+      }
+      return c;
+    };
+    for (const auto* h : part_held) held.push_back(original(h));
+    for (auto& x : part_rejected) rejected.push_back(Rejected{original(x.change), x.sqlstate, x.message});
+    return r;
+  }
+
+  /// Writes the rejected changes (one sync_errors row each) and the held-back ones (one open row
+  /// per key, updated with the latest change) in the batch's transaction.
+  Status record_errors(const std::vector<Rejected>& rejected, const std::vector<const Change*>& held) {
+    if (rejected.empty() && held.empty()) return Ok{};
+    auto row = [&](const Change& c, std::string_view cls, const std::string& sqlstate, const std::string& message,
+                   std::string& out) -> Status {
+      const auto& t = tables_[by_id_.at(c.table_id)];
+      std::string key = "null";
+      if (!c.key.empty()) {
+        auto k = key_object(c.op == Op::Delete || c.old_key.empty() ? c.key : c.old_key, t.source_key);
+        if (!k) return std::move(k).error();
+        key = std::move(*k);
+      }
+      out = fmt::format(
+          R"({{"source_table":{},"target_table":{},"op":"{}","row_key":{},"row_image":{},"sqlstate":{},)"
+          R"("error_class":"{}","message":{},"journal_id":{},"source_xid":"{}"}})",
+          json_quote(t.source_name), json_quote(t.shape.table.quoted()), static_cast<char>(c.op), key,
+          c.image.empty() ? "null" : c.image, sqlstate.empty() ? "null" : json_quote(sqlstate), cls,
+          json_quote(message), c.id, c.xid);
+      return Ok{};
+    };
+    std::vector<std::string> rows;
+    for (const auto& x : rejected) {
+      std::string r;
+      if (auto s = row(*x.change, "quarantine_row", x.sqlstate, x.message, r); !s) return s;
+      rows.push_back(std::move(r));
+    }
+    // Held back: the latest change per key (by its key before the change, which is the key the
+    // open error is filed under).
+    std::map<std::string, const Change*> latest;
+    for (const auto* c : held) latest[poison_key(c->table_id, c->old_key.empty() ? c->key : c->old_key)] = c;
+    std::vector<std::string> held_rows;
+    for (const auto& [k, c] : latest) {
+      std::string r;
+      if (auto s = row(*c, "held_back", "",
+                       "held back: an earlier change of this key is in sync_errors; `pgferry errors retry` applies "
+                       "the key's current source row",
+                       r);
+          !s) {
+        return s;
+      }
+      held_rows.push_back(std::move(r));
+    }
+    constexpr const char* kColumns =
+        "x(source_table text, target_table text, op text, row_key jsonb, row_image jsonb, sqlstate text, "
+        "error_class text, message text, journal_id bigint, source_xid text)";
+    if (!rows.empty()) {
+      auto r = target_->query(
+          fmt::format("INSERT INTO pgferry.sync_errors (source_table, target_table, op, row_key, row_image, sqlstate, "
+                      "error_class, message, journal_id, source_xid) SELECT source_table, target_table, op::\"char\", "
+                      "row_key, row_image, sqlstate, error_class, message, journal_id, source_xid::xid8 "
+                      "FROM jsonb_to_recordset($1::jsonb) AS {}",
+                      kColumns),
+          {json_array(rows)});
+      if (!r) return std::move(r).error();
+    }
+    if (!held_rows.empty()) {
+      auto r = target_->query(
+          fmt::format(
+              "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS {0}), "
+              "upd AS (UPDATE pgferry.sync_errors e SET last_seen = now(), attempts = e.attempts + 1, op = x.op::\"char\", "
+              "row_image = x.row_image, journal_id = x.journal_id, source_xid = x.source_xid::xid8 FROM x "
+              "WHERE NOT e.resolved AND e.error_class = 'held_back' AND e.source_table = x.source_table "
+              "AND e.row_key = x.row_key RETURNING e.source_table, e.row_key) "
+              "INSERT INTO pgferry.sync_errors (source_table, target_table, op, row_key, row_image, sqlstate, "
+              "error_class, message, journal_id, source_xid) SELECT source_table, target_table, op::\"char\", row_key, "
+              "row_image, sqlstate, error_class, message, journal_id, source_xid::xid8 FROM x WHERE NOT EXISTS "
+              "(SELECT 1 FROM upd WHERE upd.source_table = x.source_table AND upd.row_key = x.row_key)",
+              kColumns),
+          {json_array(held_rows)});
+      if (!r) return std::move(r).error();
+    }
+    return Ok{};
+  }
+
+  /// Stops one table: its changes stay in the journal (the reader skips it), the others go on.
+  /// Recorded in table_state and, once per open cause, in sync_errors; resumed when an operator
+  /// runs `pgferry errors retry` (which sets table_state back to streaming).
+  Status stop_table(std::size_t index, const Error& e, const std::string& sqlstate, std::string_view cls,
+                    const Change* example, std::int64_t journal_id = 0) {
+    const auto& t = tables_[index];
+    const std::string op(1, example != nullptr ? static_cast<char>(example->op) : 'U');
+    const std::string message = e.message;
+    if (auto s = target_->run("BEGIN"); !s) return s;
+    auto upd = target_->query(
+        "UPDATE pgferry.sync_errors SET last_seen = now(), attempts = attempts + 1, message = $3, sqlstate = $4, "
+        "journal_id = coalesce($5::bigint, journal_id) "
+        "WHERE NOT resolved AND source_table = $1 AND error_class = $2 RETURNING id",
+        {t.source_name, std::string(cls), message, sqlstate.empty() ? Param{} : Param{sqlstate},
+         journal_id > 0 ? Param{std::to_string(journal_id)} : Param{}});
+    if (!upd) return std::move(upd).error();
+    std::string id = PQntuples(upd->get()) > 0 ? value(upd->get(), 0, 0) : "";
+    if (id.empty()) {
+      auto ins = target_->query(
+          "INSERT INTO pgferry.sync_errors (source_table, target_table, op, sqlstate, error_class, message, "
+          "journal_id, source_xid) VALUES ($1, $2, $3::\"char\", $4, $5, $6, $7::bigint, $8::xid8) RETURNING id",
+          {t.source_name, t.shape.table.quoted(), op, sqlstate.empty() ? Param{} : Param{sqlstate}, std::string(cls),
+           message,
+           journal_id > 0    ? Param{std::to_string(journal_id)}
+           : example != nullptr ? Param{std::to_string(example->id)}
+                                : Param{},
+           example != nullptr ? Param{example->xid} : Param{}});
+      if (!ins) return std::move(ins).error();
+      id = value(ins->get(), 0, 0);
+    }
+    auto st = target_->query(
+        "UPDATE pgferry.table_state SET status = 'stopped', stop_class = $2, stop_reason = $3, updated_at = now() "
+        "WHERE source_table = $1",
+        {t.source_name, std::string(cls), message});
+    if (!st) return std::move(st).error();
+    if (auto s = target_->run("COMMIT"); !s) return s;
+    stopped_.insert(t.table_id);
+    spdlog::error(
+        "{}: stopped: {}{}; its changes stay in the journal, the other tables keep flowing. Fix the cause, then run "
+        "`pgferry errors retry {}`",
+        t.label, message, sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")", id);
+    return Ok{};
+  }
+
+  /// The mass-delete guard: a batch that would delete more than guard.max_delete_fraction of a
+  /// target table holding at least guard.min_rows rows stops that table instead (nothing of it
+  /// is applied or acked) until an operator confirms. Deletes journaled at or below the table's
+  /// guard_confirmed_id were confirmed already.
+  Status guard(const std::vector<Change>& batch, bool& stopped_one) {
+    const double fraction = config_.guard.max_delete_fraction;
+    if (fraction >= 1.0) return Ok{};
+    struct Count {
+      std::int64_t deletes = 0;
+      bool truncate = false;
+      std::int64_t last_id = 0;
+      const Change* last = nullptr;
+    };
+    std::map<std::int32_t, Count> counts;
+    for (const auto& [id, a] : coalesce(batch)) {
+      auto& n = counts[id];
+      const auto confirmed = confirmed_[id];
+      for (const auto& d : a.deletes) {
+        if (d.last_id <= confirmed) continue;
+        ++n.deletes;
+        n.last_id = std::max(n.last_id, d.last_id);
+      }
+      if (a.truncate) {
+        for (const auto& c : batch) {
+          if (c.table_id == id && c.op == Op::Truncate && c.id > confirmed) {
+            n.truncate = true;
+            n.last_id = std::max(n.last_id, c.id);
+          }
+        }
+      }
+    }
+    // A large transaction streamed in chunks is judged whole, at its first chunk.
+    for (const auto& [id, n] : chunk_deletes_) {
+      if (id_confirmed(id, n.second)) continue;
+      auto& c = counts[id];
+      c.deletes = std::max(c.deletes, n.first);
+      c.last_id = std::max(c.last_id, n.second);
+    }
+    chunk_deletes_.clear();
+    for (auto& [id, n] : counts) {
+      if (n.deletes == 0 && !n.truncate) continue;
+      const double floor = fraction * static_cast<double>(std::max<std::int64_t>(config_.guard.min_rows, 1));
+      if (!n.truncate && static_cast<double>(n.deletes) <= floor) continue;  // cannot exceed on any guarded table
+      const auto& t = tables_[by_id_.at(id)];
+      auto est = target_->scalar("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
+                                 {t.shape.table.quoted()});
+      if (!est) return std::move(est).error();
+      std::int64_t rows = std::strtoll(est->c_str(), nullptr, 10);
+      if (rows < 0 || n.truncate || static_cast<double>(n.deletes) > fraction * static_cast<double>(rows) * 0.5) {
+        auto exact = target_->scalar(fmt::format("SELECT count(*) FROM {}", t.shape.table.quoted()));
+        if (!exact) return std::move(exact).error();
+        rows = std::strtoll(exact->c_str(), nullptr, 10);
+      }
+      if (rows < config_.guard.min_rows) continue;
+      if (!n.truncate && static_cast<double>(n.deletes) <= fraction * static_cast<double>(rows)) continue;
+      const Change* example = nullptr;
+      for (const auto& c : batch) {
+        if (c.table_id == id && (c.op == Op::Delete || c.op == Op::Truncate)) example = &c;
+      }
+      const auto what = n.truncate ? fmt::format("a TRUNCATE would empty target table {} ({} rows)",
+                                                 t.shape.table.display(), rows)
+                                   : fmt::format("a batch would delete {} of the {} rows ({:.0f}%) of target table {}",
+                                                 n.deletes, rows,
+                                                 100.0 * static_cast<double>(n.deletes) / static_cast<double>(rows),
+                                                 t.shape.table.display());
+      const Error e = runtime_error(t.label, fmt::format("{}, more than guard.max_delete_fraction ({}): held back by "
+                                                         "the mass-delete guard (confirm with pgferry errors retry, or "
+                                                         "raise guard.max_delete_fraction and restart)",
+                                                         what, fraction));
+      if (auto s = stop_table(by_id_.at(id), e, "", "mass_delete", example, n.last_id); !s) return s;
+      stopped_one = true;
+    }
+    return Ok{};
+  }
+
+  bool id_confirmed(std::int32_t table_id, std::int64_t last_id) { return last_id <= confirmed_[table_id]; }
+
+  /// Writes `actions` with the prepared set-based statements. On failure failed_table_ names the
+  /// table whose statement failed (unset for a multi-table TRUNCATE).
   Status apply_actions(const std::map<std::int32_t, TableActions>& actions) {
     // TRUNCATE first, all tables in one statement (foreign keys among them allow nothing else).
     std::string truncate;
@@ -538,7 +1091,10 @@ class Worker {
         if (!k) return std::move(k).error();
         keys.push_back(std::move(*k));
       }
-      if (auto r = target_->exec_prepared(delete_name(t), {json_array(keys)}); !r) return std::move(r).error();
+      if (auto r = target_->exec_prepared(delete_name(t), {json_array(keys)}); !r) {
+        failed_table_ = order_[n];
+        return std::move(r).error();
+      }
     }
     for (const auto i : order_) {
       const auto& t = tables_[i];
@@ -551,7 +1107,10 @@ class Worker {
         if (!m) return std::move(m).error();
         rows.push_back(std::move(*m));
       }
-      if (auto r = target_->exec_prepared(upsert_name(t), {json_array(rows)}); !r) return std::move(r).error();
+      if (auto r = target_->exec_prepared(upsert_name(t), {json_array(rows)}); !r) {
+        failed_table_ = i;
+        return std::move(r).error();
+      }
     }
     return Ok{};
   }
@@ -638,23 +1197,39 @@ class Worker {
 
   // --- initial copies -----------------------------------------------------------------------
 
-  /// Notices tables an operator asked to re-copy (`pgferry snapshot`), at most once a second.
+  /// At most once a second, what operators changed on the target: tables to re-copy (`pgferry
+  /// snapshot`), stopped tables resumed and mass deletes confirmed (`pgferry errors retry`), keys
+  /// no longer held back.
   Status check_requests() {
     const auto now = Clock::now();
     if (now - last_request_check_ < std::chrono::seconds(1)) return Ok{};
     last_request_check_ = now;
-    auto r = target_->exec("SELECT source_table FROM pgferry.table_state WHERE status = 'pending'");
+    auto r = target_->exec(
+        "SELECT source_table, status, coalesce(guard_confirmed_id, 0) FROM pgferry.table_state");
     if (!r) return std::move(r).error();
     for (int i = 0; i < PQntuples(r->get()); ++i) {
-      const auto name = value(r->get(), i, 0);
-      for (const auto& t : tables_) {
-        if (t.source_name == name && !held_.contains(t.table_id)) {
-          spdlog::info("{}: re-copy requested", t.label);
-          held_.insert(t.table_id);
+      const auto* t = table_named(value(r->get(), i, 0));
+      if (t == nullptr) continue;
+      const auto status = value(r->get(), i, 1);
+      confirmed_[t->table_id] = std::strtoll(PQgetvalue(r->get(), i, 2), nullptr, 10);
+      if (status == "pending" && !held_.contains(t->table_id)) {
+        spdlog::info("{}: re-copy requested", t->label);
+        held_.insert(t->table_id);
+        stopped_.erase(t->table_id);
+      }
+      if (status == "streaming" && stopped_.contains(t->table_id)) {
+        const auto index = by_id_.at(t->table_id);
+        if (auto p = prepare_table(index); !p) {
+          if (remedy_for(target_->last_sqlstate()) != Remedy::StopTable) return p;
+          if (auto s = stop_table(index, p.error(), target_->last_sqlstate(), "stop_table", nullptr); !s) return s;
+          continue;
         }
+        stopped_.erase(t->table_id);
+        spdlog::info("{}: resumed; applying the changes the journal kept for it", t->label);
+        control_.wake();
       }
     }
-    return Ok{};
+    return load_poisoned();
   }
 
   /// Starts the copy of the next held table, and finishes copies that are done. Runs between
@@ -817,20 +1392,6 @@ class Worker {
 
   // --- failures -----------------------------------------------------------------------------
 
-  void fail(const Error& e, const std::string& sqlstate) {
-    const auto delay = backoff_.next(unit(rng_));
-    spdlog::error("{} (retrying in {} ms{})", e.describe(), delay.count(),
-                  sqlstate.empty() ? "" : ", SQLSTATE " + sqlstate);
-    if (source_ && source_->alive()) (void)source_->run("ROLLBACK");
-    if (target_ && target_->alive()) (void)target_->run("ROLLBACK");
-    chunk_.reset();
-    const auto until = Clock::now() + delay;
-    while (!control_.stopping() && Clock::now() < until) {
-      control_.wait_for(std::chrono::duration_cast<milliseconds>(until - Clock::now()));
-      control_.clear_wake();
-    }
-  }
-
   struct Chunking {
     std::string xid;
     std::int64_t after_id = 0;
@@ -859,7 +1420,14 @@ class Worker {
   std::string copy_snapshot_;
   Backoff copy_backoff_;
   Clock::time_point copy_retry_at_{};
-  Backoff backoff_;
+  Reconnect source_rc_;
+  Reconnect target_rc_;
+  Backoff retry_backoff_;
+  std::set<std::int32_t> stopped_;            // tables stopped until an operator resumes them
+  std::set<std::string> poisoned_;            // poison_key()s held back behind open sync errors
+  std::map<std::int32_t, std::int64_t> confirmed_;  // table -> guard_confirmed_id
+  std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> chunk_deletes_;  // chunked txn: deletes, last id
+  std::optional<std::size_t> failed_table_;   // the table whose statement failed last
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> unit{0.0, 1.0};
   bool fatal_ = false;
@@ -883,3 +1451,4 @@ int run_stream(const Config& config, std::vector<StreamTable> tables, Control& c
 }
 
 }  // namespace pgferry
+

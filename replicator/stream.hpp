@@ -50,7 +50,15 @@ class Control {
 
   static constexpr int kSlots = 4;
 
+  /// A part of the replicator gave up (reconnect.max_attempts): stop, and exit with `code`.
+  void give_up(int code) {
+    exit_code_ = code;
+    request_stop();
+  }
+  [[nodiscard]] int give_up_code() const noexcept { return exit_code_.load(); }
+
  private:
+  std::atomic<int> exit_code_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   bool woken_ = false;

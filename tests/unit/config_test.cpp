@@ -301,8 +301,8 @@ TEST(Config, UnknownKeyFarFromEveryKeyListsTheAllowedKeys) {
   const std::string message = config_failure(std::string(kFull) + "replication_slot: x\n");
   EXPECT_NE(message.find("unknown key 'replication_slot'"), std::string::npos) << message;
   EXPECT_EQ(message.find("did you mean"), std::string::npos) << message;
-  EXPECT_NE(message.find("allowed keys here: source, target, tables, sweep, batch, apply, journal, poll_interval, "
-                         "shutdown_timeout, http, log"),
+  EXPECT_NE(message.find("allowed keys here: source, target, tables, sweep, batch, apply, journal, reconnect, "
+                         "connection, guard, verify, poll_interval, shutdown_timeout, http, log"),
             std::string::npos)
       << message;
   // The line of the offending key is named.
