@@ -14,12 +14,12 @@ namespace pgferry {
 struct ErrorsOptions {
   enum class Action : unsigned char { List, Retry, Resolve };
   Action action = Action::List;
-  std::string table;               // list: --table (a configured source table)
-  bool open = false;               // list: --open, only unresolved errors
-  bool json = false;               // list: --json
-  std::vector<std::int64_t> ids;   // retry / resolve: error ids
-  bool all = false;                // retry: --all open errors
-  std::string note;                // resolve: --note (required)
+  std::string table;              // list: --table (a configured source table)
+  bool open = false;              // list: --open, only unresolved errors
+  bool json = false;              // list: --json
+  std::vector<std::int64_t> ids;  // retry / resolve: error ids
+  bool all = false;               // retry: --all open errors
+  std::string note;               // resolve: --note (required)
 };
 
 /// Runs one errors command. Exit code 0 on success, 1 when a retry still fails or a database
