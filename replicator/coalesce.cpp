@@ -80,8 +80,10 @@ std::map<std::int32_t, TableActions> coalesce(const std::vector<Change>& changes
     a.last_id = t.last_id;
     for (auto& [key, k] : t.keys) {
       if (k.deleted) {
-        // Born and died inside the batch (or after a truncate): nothing to do on the target.
-        if (k.born || t.truncate) continue;
+        // After a truncate (applied first) the row cannot be on the target. Born and died inside
+        // the batch it is still deleted: this batch may be applied a second time (its ack was lost
+        // after the target committed it), and the first time left the row there.
+        if (t.truncate) continue;
         a.deletes.push_back(RowAction{key, {}, k.last_id});
       } else {
         a.upserts.push_back(RowAction{key, std::move(k.image), k.last_id});

@@ -5,7 +5,8 @@
 //
 // Per key, in journal order:
 //   insert + update(s)        -> upsert of the last image
-//   insert + delete           -> nothing (the row never existed outside the batch)
+//   insert + delete           -> delete (absent on the target, unless this batch is applied a
+//                                second time after its ack was lost: then the first time left it)
 //   delete + insert           -> upsert of the new image
 //   update changing the key   -> delete of the old key + upsert of the new key
 //   truncate                  -> forget every earlier change of that table; truncate first
