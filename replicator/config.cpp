@@ -52,8 +52,8 @@ class Parser {
                    "start from the example in docs/CONFIGURATION.md");
     if (auto s = apply_env_overrides(root, cfg); !s) return std::move(s).error();
     if (auto s = known_keys(root, "",
-                            {"source", "target", "tables", "sweep", "batch", "apply", "journal", "reconnect", "connection",
-                             "guard", "verify", "poll_interval", "shutdown_timeout", "http", "log"});
+                            {"source", "target", "tables", "sweep", "batch", "apply", "journal", "reconnect",
+                             "connection", "guard", "verify", "poll_interval", "shutdown_timeout", "http", "log"});
         !s) {
       return std::move(s).error();
     }
@@ -495,9 +495,10 @@ class Parser {
     auto d = duration_value(n, name);
     if (!d) return std::move(d).error();
     if (*d < min || *d > max) {
-      return error(n, name, fmt::format("{} is out of range ({} to {})", format_duration(*d), format_duration(min),
-                                        format_duration(max)),
-                   fix);
+      return error(
+          n, name,
+          fmt::format("{} is out of range ({} to {})", format_duration(*d), format_duration(min), format_duration(max)),
+          fix);
     }
     out = *d;
     return Ok{};
@@ -551,8 +552,9 @@ class Parser {
   }
 
   Status parse_connection(const YAML::Node& node, ConnectionConfig& c) {
-    auto has = section(node, "connection", {"keepalives_idle", "tcp_user_timeout", "heartbeat_interval", "connect_timeout"},
-                       "connection: {keepalives_idle: 10s, tcp_user_timeout: 30s, heartbeat_interval: 10s}");
+    auto has =
+        section(node, "connection", {"keepalives_idle", "tcp_user_timeout", "heartbeat_interval", "connect_timeout"},
+                "connection: {keepalives_idle: 10s, tcp_user_timeout: 30s, heartbeat_interval: 10s}");
     if (!has) return std::move(has).error();
     if (!*has) return Ok{};
     const milliseconds hour = std::chrono::hours(1);

@@ -162,8 +162,8 @@ std::string scrub_password(std::string text, std::string_view conninfo) {
 }
 
 std::vector<std::pair<std::string, std::string>> connection_defaults(std::chrono::milliseconds keepalives_idle,
-                                                                 std::chrono::milliseconds tcp_user_timeout,
-                                                                 std::chrono::milliseconds connect_timeout) {
+                                                                     std::chrono::milliseconds tcp_user_timeout,
+                                                                     std::chrono::milliseconds connect_timeout) {
   using std::chrono::duration_cast;
   using std::chrono::seconds;
   std::vector<std::pair<std::string, std::string>> out;

@@ -99,8 +99,7 @@ int main(int argc, char** argv) {
   auto* errors_resolve =
       errors->add_subcommand("resolve", "Mark errors resolved without applying anything (the note says why)");
   errors_resolve->add_option("ID", errors_options.ids, "Error ids (see errors list)")->required();
-  errors_resolve->add_option("--note", errors_options.note, "Why they are resolved (kept with the error)")
-      ->required();
+  errors_resolve->add_option("--note", errors_options.note, "Why they are resolved (kept with the error)")->required();
   for (auto* sub : {check, setup, teardown, snapshot, run, verify, errors, errors_list, errors_retry, errors_resolve}) {
     sub->footer(kFooter);
     // Listed in every command's --help too; the flag works before or after the command.
@@ -121,8 +120,8 @@ the idle safety net behind the doorbell), shutdown_timeout (30s).)") +
       continue;
     }
     if (arg.starts_with("-")) continue;
-    if (arg != "check" && arg != "setup" && arg != "teardown" && arg != "run" && arg != "snapshot" &&
-        arg != "verify" && arg != "errors") {
+    if (arg != "check" && arg != "setup" && arg != "teardown" && arg != "run" && arg != "snapshot" && arg != "verify" &&
+        arg != "errors") {
       fmt::print(stderr,
                  "error: unknown command '{}'\n  fix: use one of check, setup, run, snapshot, verify, errors, teardown "
                  "(see pgferry --help)\n",

@@ -12,9 +12,9 @@
 #include <thread>
 
 #include "backoff.hpp"
-#include "reconnect.hpp"
 #include "capture_sql.hpp"
 #include "migrate.hpp"
+#include "reconnect.hpp"
 #include "setup.hpp"
 #include "stream.hpp"
 #include "sweep.hpp"
@@ -245,8 +245,9 @@ class Listener {
       return;
     }
     if (d.state_change) {
-      spdlog::warn("listener connection to the source lost: {}; reconnecting in {} ms (meanwhile the journal is polled)",
-                   msg, d.delay.count());
+      spdlog::warn(
+          "listener connection to the source lost: {}; reconnecting in {} ms (meanwhile the journal is polled)", msg,
+          d.delay.count());
     } else if (d.reminder) {
       spdlog::warn("listener connection still down after {} attempts: {}; next attempt in {} ms", d.attempt, msg,
                    d.delay.count());
@@ -418,7 +419,24 @@ int load_stream_tables(const Config& config, std::vector<StreamTable>& out) {
 
 int run_replicator(const Config& config) {
   std::vector<StreamTable> tables;
-  if (const int code = load_stream_tables(config, tables); code != 0) return code;
+  // A database that cannot be reached at start is waited for, like one lost later (exit 1 only
+  // after reconnect.max_attempts); a configuration that cannot work is not (exit 2).
+  Reconnect startup(ReconnectPolicy{config.reconnect.initial_delay, config.reconnect.max_delay,
+                                    config.reconnect.max_attempts, config.reconnect.healthy_after});
+  std::mt19937_64 rng(std::random_device{}());
+  for (;;) {
+    tables.clear();
+    const int code = load_stream_tables(config, tables);
+    if (code == 0) break;
+    if (code != 1) return code;
+    const auto d = startup.failed(std::chrono::steady_clock::now(), std::uniform_real_distribution<double>(0, 1)(rng));
+    if (d.give_up) {
+      spdlog::critical("cannot start: giving up after {} attempt(s) (reconnect.max_attempts)", d.attempt);
+      return 1;
+    }
+    spdlog::warn("cannot start yet (see above); trying again in {} ms", d.delay.count());
+    std::this_thread::sleep_for(d.delay);
+  }
   spdlog::info("pgferry {} replicating {} table(s)", PGFERRY_VERSION, tables.size());
 
   uv_loop_t loop;

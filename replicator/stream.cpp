@@ -13,12 +13,12 @@
 #include <thread>
 
 #include "backoff.hpp"
-#include "pg_error.hpp"
-#include "reconnect.hpp"
 #include "capture_sql.hpp"
 #include "coalesce.hpp"
 #include "journal.hpp"
 #include "pg.hpp"
+#include "pg_error.hpp"
+#include "reconnect.hpp"
 
 namespace pgferry {
 
@@ -410,8 +410,14 @@ class Worker {
 
   Status prepare_table(std::size_t i) {
     const auto& t = tables_[i];
-    (void)target_->run(fmt::format("DEALLOCATE IF EXISTS {0}; DEALLOCATE IF EXISTS {1}", delete_name(t),
-                                   upsert_name(t)));
+    // Statements of an earlier attempt (the table stopped and resumed) go first; outside a
+    // transaction, so the error when there is none is harmless.
+    auto existing = target_->query("SELECT name FROM pg_prepared_statements WHERE name IN ($1, $2)",
+                                   {delete_name(t), upsert_name(t)});
+    if (!existing) return std::move(existing).error();
+    for (int r = 0; r < PQntuples(existing->get()); ++r) {
+      if (auto d = target_->run("DEALLOCATE " + value(existing->get(), r, 0)); !d) return d;
+    }
     if (auto r = target_->prepare(delete_name(t), apply::render_delete(t.shape)); !r) return r;
     compare_[i] = apply::Compare::Native;
     if (auto r = target_->prepare(upsert_name(t), apply::render_upsert(t.shape, apply::Compare::Native)); !r) {
@@ -452,11 +458,25 @@ class Worker {
       // guard.max_delete_fraction it streams.
       if (it != states.end() && it->second.status == "stopped" && it->second.stop_class != "mass_delete") {
         stopped_.insert(t.table_id);
-      } else if (it == states.end() ||
-                 (it->second.status != "streaming" && it->second.status != "stopped") ||
+      } else if (it == states.end() || (it->second.status != "streaming" && it->second.status != "stopped") ||
                  !it->second.snapshot.empty()) {
         held_.insert(t.table_id);
       }
+    }
+    // Tables the guard stopped stream again, to be judged afresh by this process's settings: the
+    // open mass_delete error is resolved (a new one is filed if the guard stops the table again).
+    for (const auto& t : tables_) {
+      auto it = states.find(t.source_name);
+      if (it == states.end() || it->second.status != "stopped" || it->second.stop_class != "mass_delete") continue;
+      auto u = target_->query(
+          "WITH e AS (UPDATE pgferry.sync_errors SET resolved = true, resolved_at = now(), resolution_note = $2 "
+          "WHERE source_table = $1 AND error_class = 'mass_delete' AND NOT resolved) "
+          "UPDATE pgferry.table_state SET status = 'streaming', stop_class = NULL, stop_reason = NULL, "
+          "updated_at = now() WHERE source_table = $1",
+          {t.source_name,
+           fmt::format("re-checked at start with guard.max_delete_fraction {}", config_.guard.max_delete_fraction)});
+      if (!u) return std::move(u).error();
+      spdlog::info("{}: stopped by the mass-delete guard before; checking its held deletes again", t.label);
     }
     // A copy that committed but whose journal rows were not discarded yet (a crash in between).
     for (const auto& t : tables_) {
@@ -598,7 +618,8 @@ class Worker {
     chunk_deletes_.clear();
     for (int i = 0; i < PQntuples(dels->get()); ++i) {
       chunk_deletes_[static_cast<std::int32_t>(std::strtol(PQgetvalue(dels->get(), i, 0), nullptr, 10))] = {
-          std::strtoll(PQgetvalue(dels->get(), i, 1), nullptr, 10), std::strtoll(PQgetvalue(dels->get(), i, 2), nullptr, 10)};
+          std::strtoll(PQgetvalue(dels->get(), i, 1), nullptr, 10),
+          std::strtoll(PQgetvalue(dels->get(), i, 2), nullptr, 10)};
     }
     spdlog::warn(
         "source transaction {} ({} journal rows) is larger than one batch (batch.max_rows {}, batch.max_bytes {}): "
@@ -883,12 +904,11 @@ class Worker {
         if (!k) return std::move(k).error();
         key = std::move(*k);
       }
-      out = fmt::format(
-          R"({{"source_table":{},"target_table":{},"op":"{}","row_key":{},"row_image":{},"sqlstate":{},)"
-          R"("error_class":"{}","message":{},"journal_id":{},"source_xid":"{}"}})",
-          json_quote(t.source_name), json_quote(t.shape.table.quoted()), static_cast<char>(c.op), key,
-          c.image.empty() ? "null" : c.image, sqlstate.empty() ? "null" : json_quote(sqlstate), cls,
-          json_quote(message), c.id, c.xid);
+      out = fmt::format(R"({{"source_table":{},"target_table":{},"op":"{}","row_key":{},"row_image":{},"sqlstate":{},)"
+                        R"("error_class":"{}","message":{},"journal_id":{},"source_xid":"{}"}})",
+                        json_quote(t.source_name), json_quote(t.shape.table.quoted()), static_cast<char>(c.op), key,
+                        c.image.empty() ? "null" : c.image, sqlstate.empty() ? "null" : json_quote(sqlstate), cls,
+                        json_quote(message), c.id, c.xid);
       return Ok{};
     };
     std::vector<std::string> rows;
@@ -930,7 +950,8 @@ class Worker {
       auto r = target_->query(
           fmt::format(
               "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS {0}), "
-              "upd AS (UPDATE pgferry.sync_errors e SET last_seen = now(), attempts = e.attempts + 1, op = x.op::\"char\", "
+              "upd AS (UPDATE pgferry.sync_errors e SET last_seen = now(), attempts = e.attempts + 1, op = "
+              "x.op::\"char\", "
               "row_image = x.row_image, journal_id = x.journal_id, source_xid = x.source_xid::xid8 FROM x "
               "WHERE NOT e.resolved AND e.error_class = 'held_back' AND e.source_table = x.source_table "
               "AND e.row_key = x.row_key RETURNING e.source_table, e.row_key) "
@@ -968,7 +989,7 @@ class Worker {
           "journal_id, source_xid) VALUES ($1, $2, $3::\"char\", $4, $5, $6, $7::bigint, $8::xid8) RETURNING id",
           {t.source_name, t.shape.table.quoted(), op, sqlstate.empty() ? Param{} : Param{sqlstate}, std::string(cls),
            message,
-           journal_id > 0    ? Param{std::to_string(journal_id)}
+           journal_id > 0       ? Param{std::to_string(journal_id)}
            : example != nullptr ? Param{std::to_string(example->id)}
                                 : Param{},
            example != nullptr ? Param{example->xid} : Param{}});
@@ -983,9 +1004,9 @@ class Worker {
     if (auto s = target_->run("COMMIT"); !s) return s;
     stopped_.insert(t.table_id);
     spdlog::error(
-        "{}: stopped: {}{}; its changes stay in the journal, the other tables keep flowing. Fix the cause, then run "
+        "{}: stopped: {}; its changes stay in the journal, the other tables keep flowing. Fix the cause, then run "
         "`pgferry errors retry {}`",
-        t.label, message, sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")", id);
+        t.label, message, id);
     return Ok{};
   }
 
@@ -1000,24 +1021,54 @@ class Worker {
       std::int64_t deletes = 0;
       bool truncate = false;
       std::int64_t last_id = 0;
-      const Change* last = nullptr;
     };
     std::map<std::int32_t, Count> counts;
-    for (const auto& [id, a] : coalesce(batch)) {
-      auto& n = counts[id];
-      const auto confirmed = confirmed_[id];
-      for (const auto& d : a.deletes) {
-        if (d.last_id <= confirmed) continue;
-        ++n.deletes;
-        n.last_id = std::max(n.last_id, d.last_id);
-      }
-      if (a.truncate) {
-        for (const auto& c : batch) {
-          if (c.table_id == id && c.op == Op::Truncate && c.id > confirmed) {
-            n.truncate = true;
-            n.last_id = std::max(n.last_id, c.id);
+    // Rows of the target the batch deletes: keys whose last change deletes them and that existed
+    // before the batch (a row inserted and deleted within it is no loss).
+    struct KeyFate {
+      bool born = false;
+      bool deleted = false;
+      std::int64_t id = 0;
+    };
+    std::map<std::int32_t, std::map<std::string, KeyFate>> fates;
+    for (const auto& c : batch) {
+      auto& keys = fates[c.table_id];
+      auto touch = [&](const std::string& key, bool born_if_new, bool deleted) {
+        auto [it, fresh] = keys.try_emplace(key);
+        if (fresh) it->second.born = born_if_new;
+        it->second.deleted = deleted;
+        it->second.id = c.id;
+      };
+      switch (c.op) {
+        case Op::Truncate:
+          if (c.id > confirmed_[c.table_id]) {
+            counts[c.table_id].truncate = true;
+            counts[c.table_id].last_id = std::max(counts[c.table_id].last_id, c.id);
           }
-        }
+          keys.clear();
+          break;
+        case Op::Insert:
+          touch(c.key, true, false);
+          break;
+        case Op::Update:
+          if (!c.old_key.empty() && c.old_key != c.key) {
+            touch(c.old_key, false, true);
+            touch(c.key, true, false);
+          } else {
+            touch(c.key, false, false);
+          }
+          break;
+        case Op::Delete:
+          touch(c.key, false, true);
+          break;
+      }
+    }
+    for (const auto& [id, keys] : fates) {
+      for (const auto& [key, f] : keys) {
+        if (!f.deleted || f.born || f.id <= confirmed_[id]) continue;
+        auto& n = counts[id];
+        ++n.deletes;
+        n.last_id = std::max(n.last_id, f.id);
       }
     }
     // A large transaction streamed in chunks is judged whole, at its first chunk.
@@ -1048,12 +1099,11 @@ class Worker {
       for (const auto& c : batch) {
         if (c.table_id == id && (c.op == Op::Delete || c.op == Op::Truncate)) example = &c;
       }
-      const auto what = n.truncate ? fmt::format("a TRUNCATE would empty target table {} ({} rows)",
-                                                 t.shape.table.display(), rows)
-                                   : fmt::format("a batch would delete {} of the {} rows ({:.0f}%) of target table {}",
-                                                 n.deletes, rows,
-                                                 100.0 * static_cast<double>(n.deletes) / static_cast<double>(rows),
-                                                 t.shape.table.display());
+      const auto what =
+          n.truncate ? fmt::format("a TRUNCATE would empty target table {} ({} rows)", t.shape.table.display(), rows)
+                     : fmt::format("a batch would delete {} of the {} rows ({:.0f}%) of target table {}", n.deletes,
+                                   rows, 100.0 * static_cast<double>(n.deletes) / static_cast<double>(rows),
+                                   t.shape.table.display());
       const Error e = runtime_error(t.label, fmt::format("{}, more than guard.max_delete_fraction ({}): held back by "
                                                          "the mass-delete guard (confirm with pgferry errors retry, or "
                                                          "raise guard.max_delete_fraction and restart)",
@@ -1204,8 +1254,7 @@ class Worker {
     const auto now = Clock::now();
     if (now - last_request_check_ < std::chrono::seconds(1)) return Ok{};
     last_request_check_ = now;
-    auto r = target_->exec(
-        "SELECT source_table, status, coalesce(guard_confirmed_id, 0) FROM pgferry.table_state");
+    auto r = target_->exec("SELECT source_table, status, coalesce(guard_confirmed_id, 0) FROM pgferry.table_state");
     if (!r) return std::move(r).error();
     for (int i = 0; i < PQntuples(r->get()); ++i) {
       const auto* t = table_named(value(r->get(), i, 0));
@@ -1423,11 +1472,11 @@ class Worker {
   Reconnect source_rc_;
   Reconnect target_rc_;
   Backoff retry_backoff_;
-  std::set<std::int32_t> stopped_;            // tables stopped until an operator resumes them
-  std::set<std::string> poisoned_;            // poison_key()s held back behind open sync errors
+  std::set<std::int32_t> stopped_;                  // tables stopped until an operator resumes them
+  std::set<std::string> poisoned_;                  // poison_key()s held back behind open sync errors
   std::map<std::int32_t, std::int64_t> confirmed_;  // table -> guard_confirmed_id
   std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> chunk_deletes_;  // chunked txn: deletes, last id
-  std::optional<std::size_t> failed_table_;   // the table whose statement failed last
+  std::optional<std::size_t> failed_table_;  // the table whose statement failed last
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> unit{0.0, 1.0};
   bool fatal_ = false;
@@ -1451,4 +1500,3 @@ int run_stream(const Config& config, std::vector<StreamTable> tables, Control& c
 }
 
 }  // namespace pgferry
-

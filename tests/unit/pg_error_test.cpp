@@ -20,8 +20,8 @@ TEST(PgError, TransientConflictsMeanRetryTheTransaction) {
 }
 
 TEST(PgError, RejectedDataMeansQuarantineTheRow) {
-  for (const char* code : {"22001", "22003", "22P02", "22007", "23505", "23503", "23502", "23514", "23P01", "44000",
-                           "21000"}) {
+  for (const char* code :
+       {"22001", "22003", "22P02", "22007", "23505", "23503", "23502", "23514", "23P01", "44000", "21000"}) {
     EXPECT_EQ(remedy_for(code), Remedy::QuarantineRow) << code;
   }
 }
