@@ -426,7 +426,7 @@ class Verifier {
       if (progress) {
         fmt::print(stderr, "\r\033[K{}: {} source rows, {} target rows compared, {} differ", report.label,
                    report.source_rows, report.target_rows, report.differences());
-        std::fflush(stderr);
+        (void)std::fflush(stderr);
       }
       return Ok{};
     });

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <mutex>
 #include <optional>
+#include <numeric>
 #include <random>
 #include <sstream>
 #include <string>
@@ -278,8 +279,8 @@ TEST_F(Faults, RandomFaultsDuringAMixedWorkloadLoseNothing) {
   const std::array<const char*, kKinds> names{"cut listener", "cut reader",  "cut applier",
                                               "stop target",  "stop source", "kill -9 pgferry"};
   std::mt19937 rng(seed);
-  std::vector<int> schedule;
-  for (int k = 0; k < kKinds; ++k) schedule.push_back(k);  // every kind at least once
+  std::vector<int> schedule(kKinds);
+  std::iota(schedule.begin(), schedule.end(), 0);  // every kind at least once
   std::shuffle(schedule.begin(), schedule.end(), rng);
   constexpr int kFaults = 36;
   while (static_cast<int>(schedule.size()) < kFaults) {

@@ -76,15 +76,15 @@ TEST_F(Resilience, RowsTheTargetRejectsAreIsolatedAndEverythingElseFlows) {
       "SELECT (row_key->>'id')::int, op, sqlstate, error_class, journal_id IS NOT NULL, source_xid IS NOT NULL, "
       "row_image->>'name', message FROM pgferry.sync_errors ORDER BY 1");
   ASSERT_EQ(rejected.size(), 16U) << log();
-  for (std::size_t i = 0; i < rejected.size(); ++i) {
-    const int id = std::stoi(*rejected[i][0]);
+  for (const auto& row : rejected) {
+    const int id = std::stoi(*row[0]);
     EXPECT_EQ(id % 100, 7) << id;
-    EXPECT_EQ(*rejected[i][1], "I");
-    EXPECT_EQ(*rejected[i][2], "23514");
-    EXPECT_EQ(*rejected[i][3], "quarantine_row");
-    EXPECT_EQ(*rejected[i][4], "t");
-    EXPECT_EQ(*rejected[i][5], "t");
-    EXPECT_NE(rejected[i][7]->find("no_seven"), std::string::npos) << *rejected[i][7];
+    EXPECT_EQ(*row[1], "I");
+    EXPECT_EQ(*row[2], "23514");
+    EXPECT_EQ(*row[3], "quarantine_row");
+    EXPECT_EQ(*row[4], "t");
+    EXPECT_EQ(*row[5], "t");
+    EXPECT_NE(row[7]->find("no_seven"), std::string::npos) << *row[7];
   }
   EXPECT_TRUE(logged("isolated into pgferry.sync_errors"));
 
