@@ -17,8 +17,8 @@
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
-#include <optional>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
