@@ -61,12 +61,14 @@ ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, c
     r.problems.push_back({fmt::format("source table {} does not exist (or this role cannot see it)", sname.display()),
                           "create it, or fix the name in 'name:' (unquoted names are lower-cased; quote mixed case)"});
   }
-  if (!target.exists) {
-    r.problems.push_back({fmt::format("target table {} does not exist (or this role cannot see it)", tname.display()),
-                          "create it on the target with the replicated columns and the same primary key; pgferry "
-                          "does not create application tables"});
+  const Problem target_missing{
+      fmt::format("target table {} does not exist (or this role cannot see it)", tname.display()),
+      "create it on the target with the replicated columns and the same primary key; pgferry does not create "
+      "application tables"};
+  if (!source.exists) {
+    if (!target.exists) r.problems.push_back(target_missing);
+    return r;
   }
-  if (!source.exists || !target.exists) return r;
 
   if (source.primary_key.empty()) {
     r.problems.push_back(
@@ -85,31 +87,50 @@ ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, c
   std::vector<std::string> missing_src, missing_dst;
   for (const auto& m : r.columns) {
     if (source.column(m.source) == nullptr) missing_src.push_back(m.source);
-    if (target.column(m.target) == nullptr) missing_dst.push_back(m.target);
+    if (target.exists && target.column(m.target) == nullptr) missing_dst.push_back(m.target);
   }
+  const auto missing_on_target = [&] {
+    return Problem{
+        fmt::format("target table {} is missing column(s) {}", tname.display(), list(missing_dst)),
+        table.all_columns()
+            ? std::string("add them to the target table, or list only the columns to replicate in 'columns:'")
+            : std::string("add them to the target table, or map to existing columns in 'columns:'")};
+  };
   if (!missing_src.empty()) {
     r.problems.push_back({fmt::format("{}: column(s) {} do not exist on the source table {}", table.origin,
                                       list(missing_src), sname.display()),
                           "fix 'columns:' to name existing source columns"});
+    if (!target.exists) r.problems.push_back(target_missing);
+    if (!missing_dst.empty()) r.problems.push_back(missing_on_target());
+    return r;
   }
-  if (!missing_dst.empty()) {
-    r.problems.push_back(
-        {fmt::format("target table {} is missing column(s) {}", tname.display(), list(missing_dst)),
-         table.all_columns()
-             ? std::string("add them to the target table, or list only the columns to replicate in 'columns:'")
-             : std::string("add them to the target table, or map to existing columns in 'columns:'")});
-  }
-  if (!missing_src.empty() || !missing_dst.empty()) return r;
-
   // The key must be replicated and must identify rows on the target too.
   for (const auto& k : source.primary_key) {
     auto it = std::find_if(r.columns.begin(), r.columns.end(), [&](const ColumnMapping& m) { return m.source == k; });
     if (it == r.columns.end()) {
       r.problems.push_back({fmt::format("{}: primary key column {} is not in 'columns:'", table.origin, col(sname, k)),
                             "add it: pgferry identifies rows on the target by the source's primary key"});
+      if (!target.exists) r.problems.push_back(target_missing);
       return r;
     }
     r.target_key.push_back(it->target);
+  }
+  // From here on every problem is the target's, except a missing updated_at column.
+  if (table.updated_at && source.column(*table.updated_at) == nullptr) {
+    r.problems.push_back({fmt::format("{}: updated_at column {} does not exist on the source", table.origin,
+                                      col(sname, *table.updated_at)),
+                          "name the source column that records each row's last change, or remove 'updated_at:'"});
+  }
+  const bool source_ok = r.problems.empty();
+  if (!target.exists) {
+    r.problems.push_back(target_missing);
+    r.target_only = source_ok;
+    return r;
+  }
+  if (!missing_dst.empty()) {
+    r.problems.push_back(missing_on_target());
+    r.target_only = source_ok;
+    return r;
   }
   const std::set<std::string> want(r.target_key.begin(), r.target_key.end());
   bool keyed = std::set<std::string>(target.primary_key.begin(), target.primary_key.end()) == want;
@@ -150,11 +171,7 @@ ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, c
            "give it a default, allow NULL, or map a source column to it in 'columns:'"});
     }
   }
-  if (table.updated_at && source.column(*table.updated_at) == nullptr) {
-    r.problems.push_back({fmt::format("{}: updated_at column {} does not exist on the source", table.origin,
-                                      col(sname, *table.updated_at)),
-                          "name the source column that records each row's last change, or remove 'updated_at:'"});
-  }
+  r.target_only = source_ok && !r.problems.empty();
   return r;
 }
 

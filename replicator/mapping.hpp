@@ -45,7 +45,10 @@ struct ResolvedTable {
   std::vector<std::string> source_key;  // source primary key columns
   std::vector<std::string> target_key;  // the target columns they map to
   std::vector<Problem> problems;        // empty when the table can replicate
-  std::vector<std::string> notes;       // things worth saying that do not stop it
+  /// Every problem is on the target side (a missing target table or column, a type or key the
+  /// target lacks) and the source side resolved: `run` can start with the table stopped.
+  bool target_only = false;
+  std::vector<std::string> notes;  // things worth saying that do not stop it
 };
 
 /// Asks the target whether values of `source_type` can be assigned to `target_type`.

@@ -340,7 +340,7 @@ std::string table_list(const Config& config) {
 
 int load_stream_tables(const Config& config, std::vector<StreamTable>& out) {
   Connected c;
-  if (const int code = connect_and_inspect(config, c, true); code != 0) return code;
+  if (const int code = connect_and_inspect(config, c, true, true); code != 0) return code;
   for (auto [db, side, name] :
        {std::tuple{&*c.source, Side::Source, "source"}, std::tuple{&*c.target, Side::Target, "target"}}) {
     auto v = installed_version(*db);
@@ -402,6 +402,13 @@ int load_stream_tables(const Config& config, std::vector<StreamTable>& out) {
     s.shape.key = t.resolved.target_key;
     s.source_name = t.config->source.quoted();
     s.capture = capture_spec_for(t, state->table_id);
+    if (!t.resolved.problems.empty()) {
+      // Only the target is wrong (connect_and_inspect let nothing else through): the table
+      // starts stopped, the others stream.
+      const auto& p = t.resolved.problems.front();
+      s.broken = p.fix.empty() ? p.message : fmt::format("{} (fix: {})", p.message, p.fix);
+      spdlog::error("{}: {}; starting with this table stopped", t.config->source.display(), s.broken);
+    }
     s.label = t.config->source == t.config->target
                   ? t.config->source.display()
                   : fmt::format("{} -> {}", t.config->source.display(), t.config->target.display());

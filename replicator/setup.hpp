@@ -32,7 +32,11 @@ struct Connected {
   std::optional<Session> target;
   std::vector<InspectedTable> tables;
 };
-[[nodiscard]] int connect_and_inspect(const Config& config, Connected& out, bool print_problems);
+/// With `tolerate_target_problems`, tables whose only problems are the target's (see
+/// ResolvedTable::target_only) do not count: they are left in `out` for the caller (`run` starts
+/// them stopped).
+[[nodiscard]] int connect_and_inspect(const Config& config, Connected& out, bool print_problems,
+                                      bool tolerate_target_problems = false);
 
 /// The capture state of one table on the source: whether it is installed and matches `spec`.
 struct CaptureState {

@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "backoff.hpp"
 #include "capture_sql.hpp"
@@ -397,7 +398,16 @@ class Worker {
 
     compare_.assign(tables_.size(), apply::Compare::Native);
     for (std::size_t i = 0; i < tables_.size(); ++i) {
-      if (stopped_.contains(tables_[i].table_id)) continue;
+      auto& t = tables_[i];
+      if (!t.broken.empty()) {
+        // The target could not take this table's rows at start: it stops (once) for that reason.
+        const auto why = std::exchange(t.broken, std::string());
+        if (!stopped_.contains(t.table_id)) {
+          if (auto s = stop_table(i, runtime_error(t.label, why), "", "stop_table", nullptr); !s) return s;
+        }
+        continue;
+      }
+      if (stopped_.contains(t.table_id)) continue;
       if (auto r = prepare_table(i); !r) {
         if (remedy_for(target_->last_sqlstate()) != Remedy::StopTable) return r;
         // The target table or a column is gone, or pgferry lost its rights: that table stops,

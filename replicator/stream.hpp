@@ -76,6 +76,9 @@ struct StreamTable {
   std::string source_name;                                   // quoted, as in captured_table/table_state
   std::string label;                                         // for logs: public.users -> public.chat_users
   capture::CaptureSpec capture;                              // how the trigger journals it (image, key, filter)
+  /// Set when the target table cannot take the rows at start (a missing table or column, ...):
+  /// `run` starts with this table stopped, for this reason.
+  std::string broken;
 };
 
 /// Connects to both databases, checks that setup ran for this configuration and builds the

@@ -191,6 +191,14 @@ TEST_F(Resilience, ADroppedTargetColumnStopsThatTableAndTheOthersKeepFlowing) {
   const auto early = pgferry("errors", config, {"retry", *err[0][0]});
   EXPECT_EQ(early.exit_code, 1) << early.all();
   EXPECT_EQ(table_status("public.items"), "stopped");
+  // A restart meanwhile starts with the table stopped (it does not refuse to start), and the
+  // other table keeps flowing.
+  EXPECT_EQ(ferry().stop(), 0);
+  start(config);
+  ASSERT_TRUE(eventually([&] { return logged("starting with this table stopped"); }, 30000)) << log();
+  s.exec("UPDATE other SET v = 'after restart'");
+  ASSERT_TRUE(flows("public.other"));
+  EXPECT_EQ(table_status("public.items"), "stopped");
   target().exec("ALTER TABLE items ADD COLUMN note text");
   const auto retry = pgferry("errors", config, {"retry", *err[0][0]});
   EXPECT_EQ(retry.exit_code, 0) << retry.all();

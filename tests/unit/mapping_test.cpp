@@ -101,6 +101,25 @@ TEST(Mapping, MissingColumnsOnEitherSideAreNamed) {
   r = resolve_table(users_config(), users_table(), target, no_casts);
   text = problems_of(r);
   EXPECT_NE(text.find("target table public.chat_users is missing column(s) score"), std::string::npos) << text;
+  EXPECT_TRUE(r.target_only) << "only the target is wrong: run can start with the table stopped";
+}
+
+TEST(Mapping, TargetOnlyProblemsAreToldApartFromSourceOnes) {
+  TableInfo absent;
+  auto r = resolve_table(users_config(), users_table(), absent, no_casts);
+  EXPECT_TRUE(r.target_only) << problems_of(r);
+  EXPECT_EQ(r.target_key, (std::vector<std::string>{"id"}));
+  r = resolve_table(users_config(), absent, users_table(), no_casts);
+  EXPECT_FALSE(r.target_only);
+  TableConfig cfg = users_config();
+  cfg.updated_at = "modified";
+  TableInfo target = users_table();
+  target.columns.pop_back();
+  r = resolve_table(cfg, users_table(), target, no_casts);
+  EXPECT_FALSE(r.target_only) << "a missing updated_at column is the source's problem";
+  r = resolve_table(users_config(), users_table(), users_table(), no_casts);
+  EXPECT_FALSE(r.target_only);
+  EXPECT_TRUE(r.problems.empty());
 }
 
 TEST(Mapping, KeyColumnMustBeReplicated) {
