@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <uv.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -424,7 +426,26 @@ int load_stream_tables(const Config& config, std::vector<StreamTable>& out) {
   return code;
 }
 
+namespace {
+
+// SIGTERM/SIGINT before the event loop handles them (while connecting at start): remembered, and
+// start-up ends with exit 0 instead of the process dying of the signal.
+std::atomic<int> early_signal{0};
+
+void on_early_signal(int signum) { early_signal = signum; }
+
+void catch_early_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_early_signal;
+  sigemptyset(&sa.sa_mask);
+  (void)sigaction(SIGTERM, &sa, nullptr);
+  (void)sigaction(SIGINT, &sa, nullptr);
+}
+
+}  // namespace
+
 int run_replicator(const Config& config) {
+  catch_early_signals();
   std::vector<StreamTable> tables;
   // A database that cannot be reached at start is waited for, like one lost later (exit 1 only
   // after reconnect.max_attempts); a configuration that cannot work is not (exit 2).
@@ -442,7 +463,16 @@ int run_replicator(const Config& config) {
       return 1;
     }
     spdlog::warn("cannot start yet (see above); trying again in {} ms", d.delay.count());
-    std::this_thread::sleep_for(d.delay);
+    const auto until = std::chrono::steady_clock::now() + d.delay;
+    while (early_signal == 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (early_signal != 0) break;
+  }
+  if (early_signal != 0) {
+    spdlog::info("{} received while starting: stopping; nothing was read yet",
+                 early_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    return 0;
   }
   spdlog::info("pgferry {} replicating {} table(s)", PGFERRY_VERSION, tables.size());
 
@@ -485,6 +515,7 @@ int run_replicator(const Config& config) {
   });
   sweeper.start();
   verifier.start();
+  if (early_signal != 0) control.request_stop();  // arrived before the loop's handlers took over
   uv_run(&loop, UV_RUN_DEFAULT);
   worker.join();
   sweeper.stop();

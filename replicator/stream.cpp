@@ -905,12 +905,14 @@ class Worker {
   /// per key, updated with the latest change) in the batch's transaction.
   Status record_errors(const std::vector<Rejected>& rejected, const std::vector<const Change*>& held) {
     if (rejected.empty() && held.empty()) return Ok{};
-    auto row = [&](const Change& c, std::string_view cls, const std::string& sqlstate, const std::string& message,
-                   std::string& out) -> Status {
+    // `key_array` is the key the row is filed under (the change's key, or the old key of a change
+    // that moved the row: the key the target still knows).
+    auto row = [&](const Change& c, const std::string& key_array, std::string_view cls, const std::string& sqlstate,
+                   const std::string& message, std::string& out) -> Status {
       const auto& t = tables_[by_id_.at(c.table_id)];
       std::string key = "null";
-      if (!c.key.empty()) {
-        auto k = key_object(c.op == Op::Delete || c.old_key.empty() ? c.key : c.old_key, t.source_key);
+      if (!key_array.empty()) {
+        auto k = key_object(key_array, t.source_key);
         if (!k) return std::move(k).error();
         key = std::move(*k);
       }
@@ -924,17 +926,23 @@ class Worker {
     std::vector<std::string> rows;
     for (const auto& x : rejected) {
       std::string r;
-      if (auto s = row(*x.change, "quarantine_row", x.sqlstate, x.message, r); !s) return s;
+      const auto& key = x.change->old_key.empty() ? x.change->key : x.change->old_key;
+      if (auto s = row(*x.change, key, "quarantine_row", x.sqlstate, x.message, r); !s) return s;
       rows.push_back(std::move(r));
     }
-    // Held back: the latest change per key (by its key before the change, which is the key the
-    // open error is filed under).
-    std::map<std::string, const Change*> latest;
-    for (const auto* c : held) latest[poison_key(c->table_id, c->old_key.empty() ? c->key : c->old_key)] = c;
+    // Held back: one open row per key, with the latest change. A held change that moved the row
+    // holds both keys back, and both are filed: the poisoned keys are re-read from sync_errors,
+    // and a new key known only in memory would be forgotten (and its next change applied).
+    std::map<std::string, std::pair<const Change*, const std::string*>> latest;
+    for (const auto* c : held) {
+      for (const auto* k : {&c->old_key, &c->key}) {
+        if (!k->empty()) latest[poison_key(c->table_id, *k)] = {c, k};
+      }
+    }
     std::vector<std::string> held_rows;
-    for (const auto& [k, c] : latest) {
+    for (const auto& [k, held_change] : latest) {
       std::string r;
-      if (auto s = row(*c, "held_back", "",
+      if (auto s = row(*held_change.first, *held_change.second, "held_back", "",
                        "held back: an earlier change of this key is in sync_errors; `pgferry errors retry` applies "
                        "the key's current source row",
                        r);

@@ -512,6 +512,20 @@ TEST_F(Faults, GracefulShutdownUnderLoadExitsZeroWithinTheTimeoutAndLosesNothing
     // Within shutdown_timeout, plus a second for closing connections and the final statistics.
     EXPECT_LE(took, kShutdownTimeoutMs + 1000) << "round " << round << log();
     start(config);
+    // Signal the new process only once it runs (a signal before its handlers exist, during the
+    // process's own start-up, would kill it: that is not the shutdown under test).
+    ASSERT_TRUE(eventually(
+        [&] {
+          const auto text = log();
+          int starts = 0;
+          for (auto p = text.find("replicating 1 table(s)"); p != std::string::npos;
+               p = text.find("replicating 1 table(s)", p + 1)) {
+            ++starts;
+          }
+          return starts > round;
+        },
+        30000))
+        << log();
   }
   sleep_ms(1000);
   stop_writers();
