@@ -348,32 +348,6 @@ struct RetryContext {
   std::map<std::string, RetryTable> tables;  // by quoted source name
 };
 
-/// Builds the worker's view of one inspected table, as load_stream_tables does.
-StreamTable stream_table_for(const InspectedTable& t, std::int32_t table_id) {
-  StreamTable s;
-  s.table_id = table_id;
-  s.config = t.config;
-  s.source_key = t.resolved.source_key;
-  for (const auto& m : t.resolved.columns) {
-    s.mapping.emplace_back(m.source, m.target);
-    s.shape.columns.push_back(m.target);
-    const auto* src = t.source.info.column(m.source);
-    const auto* dst = t.target.info.column(m.target);
-    if (src != nullptr && dst != nullptr && capture::captured_as_text(src->base_type) &&
-        capture::captured_as_text(dst->base_type)) {
-      s.shape.from_text.emplace(m.target, dst->type);
-    }
-  }
-  s.shape.table = t.config->target;
-  s.shape.key = t.resolved.target_key;
-  s.source_name = t.config->source.quoted();
-  s.capture = capture_spec_for(t, table_id);
-  s.label = t.config->source == t.config->target
-                ? t.config->source.display()
-                : fmt::format("{} -> {}", t.config->source.display(), t.config->target.display());
-  return s;
-}
-
 /// Connects and inspects; prints and returns the exit code on failure (0 on success).
 int load_retry_context(const Config& config, RetryContext& ctx) {
   const int code = connect_and_inspect(config, ctx.connected, false);

@@ -295,19 +295,7 @@ Result<std::string> key_object(std::string_view key_array_json, const std::vecto
 std::string json_quote(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 2);
-  out += '"';
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-    } else {
-      out += ch;
-    }
-  }
-  out += '"';
+  append_json_string(out, text);
   return out;
 }
 

@@ -340,6 +340,33 @@ std::string table_list(const Config& config) {
 
 }  // namespace
 
+StreamTable stream_table_for(const InspectedTable& t, std::int32_t table_id) {
+  StreamTable s;
+  s.table_id = table_id;
+  s.config = t.config;
+  s.source_key = t.resolved.source_key;
+  for (const auto& m : t.resolved.columns) {
+    s.mapping.emplace_back(m.source, m.target);
+    s.shape.columns.push_back(m.target);
+    const auto* src = t.source.info.column(m.source);
+    const auto* dst = t.target.info.column(m.target);
+    // The capture journals these as text (the same rule setup rendered it with); a json/jsonb
+    // target turns the text back, any other target type parses the string itself.
+    if (src != nullptr && dst != nullptr && capture::captured_as_text(src->base_type) &&
+        capture::captured_as_text(dst->base_type)) {
+      s.shape.from_text.emplace(m.target, dst->type);
+    }
+  }
+  s.shape.table = t.config->target;
+  s.shape.key = t.resolved.target_key;
+  s.source_name = t.config->source.quoted();
+  s.capture = capture_spec_for(t, table_id);
+  s.label = t.config->source == t.config->target
+                ? t.config->source.display()
+                : fmt::format("{} -> {}", t.config->source.display(), t.config->target.display());
+  return s;
+}
+
 int load_stream_tables(const Config& config, std::vector<StreamTable>& out) {
   Connected c;
   if (const int code = connect_and_inspect(config, c, true, true); code != 0) return code;
@@ -384,26 +411,7 @@ int load_stream_tables(const Config& config, std::vector<StreamTable>& out) {
       continue;
     }
     captured.erase(t.config->source.quoted());
-    StreamTable s;
-    s.table_id = state->table_id;
-    s.config = t.config;
-    s.source_key = t.resolved.source_key;
-    for (const auto& m : t.resolved.columns) {
-      s.mapping.emplace_back(m.source, m.target);
-      s.shape.columns.push_back(m.target);
-      const auto* src = t.source.info.column(m.source);
-      const auto* dst = t.target.info.column(m.target);
-      // The capture journals these as text (the same rule setup rendered it with); a json/jsonb
-      // target turns the text back, any other target type parses the string itself.
-      if (src != nullptr && dst != nullptr && capture::captured_as_text(src->base_type) &&
-          capture::captured_as_text(dst->base_type)) {
-        s.shape.from_text.emplace(m.target, dst->type);
-      }
-    }
-    s.shape.table = t.config->target;
-    s.shape.key = t.resolved.target_key;
-    s.source_name = t.config->source.quoted();
-    s.capture = capture_spec_for(t, state->table_id);
+    StreamTable s = stream_table_for(t, state->table_id);
     if (!t.resolved.problems.empty()) {
       // Only the target is wrong (connect_and_inspect let nothing else through): the table
       // starts stopped, the others stream.
@@ -411,9 +419,6 @@ int load_stream_tables(const Config& config, std::vector<StreamTable>& out) {
       s.broken = p.fix.empty() ? p.message : fmt::format("{} (fix: {})", p.message, p.fix);
       spdlog::error("{}: {}; starting with this table stopped", t.config->source.display(), s.broken);
     }
-    s.label = t.config->source == t.config->target
-                  ? t.config->source.display()
-                  : fmt::format("{} -> {}", t.config->source.display(), t.config->target.display());
     out.push_back(std::move(s));
   }
   for (const auto& [name, id] : captured) {

@@ -81,6 +81,11 @@ struct StreamTable {
   std::string broken;
 };
 
+struct InspectedTable;
+
+/// The worker's view of one inspected table whose capture is registered under `table_id`.
+[[nodiscard]] StreamTable stream_table_for(const InspectedTable& table, std::int32_t table_id);
+
 /// Connects to both databases, checks that setup ran for this configuration and builds the
 /// worker's view of every configured table. On failure prints what is wrong (on stderr) and
 /// returns the exit code (2 for configuration, 1 for a database that cannot be reached); 0 on success.

@@ -70,37 +70,6 @@ std::size_t chunk_rows_from_env() {
   return kDefaultChunk;
 }
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string encode_key(const Key& k) {
   std::string out;
   for (const auto& v : k) out += fmt::format("{}:{}", v.size(), v);
@@ -126,7 +95,7 @@ std::string json_keys(const std::vector<Key>& keys) {
   std::string out = "[";
   for (std::size_t i = 0; i < keys.size(); ++i) {
     out += i > 0 ? ",[" : "[";
-    for (std::size_t j = 0; j < keys[i].size(); ++j) out += (j > 0 ? "," : "") + json_string(keys[i][j]);
+    for (std::size_t j = 0; j < keys[i].size(); ++j) out += (j > 0 ? "," : "") + json_quote(keys[i][j]);
     out += "]";
   }
   return out + "]";
@@ -138,7 +107,7 @@ std::string key_objects(const std::vector<Key>& keys, const std::vector<std::str
   for (std::size_t i = 0; i < keys.size(); ++i) {
     out += i > 0 ? ",{" : "{";
     for (std::size_t j = 0; j < names.size(); ++j) {
-      out += (j > 0 ? "," : "") + json_string(names[j]) + ":" + json_string(keys[i][j]);
+      out += (j > 0 ? "," : "") + json_quote(names[j]) + ":" + json_quote(keys[i][j]);
     }
     out += "}";
   }
@@ -615,12 +584,12 @@ void print_json(const std::vector<TableReport>& reports, bool repair, bool ok) {
     out += fmt::format(
         "\"table\":{},\"target_table\":{},\"source_rows\":{},\"target_rows\":{},\"missing\":{},\"extra\":{},"
         "\"different\":{},\"missing_keys\":{},\"extra_keys\":{},\"different_keys\":{}",
-        json_string(r.source_table), json_string(r.target_table), r.source_rows, r.target_rows, r.missing, r.extra,
+        json_quote(r.source_table), json_quote(r.target_table), r.source_rows, r.target_rows, r.missing, r.extra,
         r.different, json_keys(r.missing_keys), json_keys(r.extra_keys), json_keys(r.different_keys));
     if (repair) {
       out += fmt::format(",\"repaired\":{},\"deletes_refused\":{}", r.repaired, r.deletes_refused ? "true" : "false");
     }
-    out += ",\"error\":" + (r.error ? json_string(*r.error) : std::string("null"));
+    out += ",\"error\":" + (r.error ? json_quote(*r.error) : std::string("null"));
     out += "}";
   }
   out += "]}\n";
