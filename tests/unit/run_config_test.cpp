@@ -1,6 +1,6 @@
 // The settings `pgferry run` reads: batch bounds, apply options, poll interval, shutdown timeout,
-// byte sizes, and the resilience settings (reconnect, connection, guard, verify). Every bad value is a configuration
-// error that names the key and offers a fix.
+// byte sizes, and the resilience settings (reconnect, connection, guard, verify). Every bad
+// value is a configuration error that names the key and offers a fix.
 #include <gtest/gtest.h>
 
 #include <string>
