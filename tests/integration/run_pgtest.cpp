@@ -446,11 +446,11 @@ TEST_F(Run, TheReplicatorVacuumsTheJournalItConsumed) {
         source().scalar("SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'pgferry.journal'::regclass"));
   };
   // The heap holds a few vacuum periods of rows at most, not all 20,000 (2.5 MB measured with
-  // vacuum_after_rows: 0; about 0.1 MB with 1000).
+  // vacuum_after_rows: 0; 0.7-0.9 MB with 1000, the rounds' live rows included).
   const long heap = std::stol(source().scalar("SELECT pg_relation_size('pgferry.journal')"));
   std::cerr << "journal heap after 20,000 rows: " << heap / 1024 << " kB\n";
   EXPECT_TRUE(eventually([&] { return vacuums() >= 2; }, 10000)) << vacuums() << " manual vacuums" << log();
-  EXPECT_LT(heap, 1024L * 1024) << log();
+  EXPECT_LT(heap, 1600L * 1024) << log();
 }
 
 TEST_F(Run, SigtermWhileIdleExitsZeroWithinShutdownTimeout) {
