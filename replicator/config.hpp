@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reconnect.hpp"
 #include "result.hpp"
 #include "sql.hpp"
 
@@ -73,16 +74,9 @@ struct JournalConfig {
   std::int64_t vacuum_after_rows = 50000;  // 0: leave it to autovacuum
 };
 
-/// How the replicator reconnects after a connection drops (each connection on its own): delays
-/// grow exponentially from `initial_delay` to `max_delay` with full jitter; after a connection
-/// stayed up for `healthy_after` the delays start again from `initial_delay`. `max_attempts`
-/// consecutive failures of one connection make `run` exit 1 (0: retry forever).
-struct ReconnectConfig {
-  std::chrono::milliseconds initial_delay{100};
-  std::chrono::milliseconds max_delay{std::chrono::seconds(30)};
-  std::int64_t max_attempts = 0;
-  std::chrono::milliseconds healthy_after{std::chrono::seconds(10)};
-};
+/// How the replicator reconnects after a connection drops (each connection on its own): the
+/// reconnect controller's policy (reconnect.hpp), read from `reconnect:`.
+using ReconnectConfig = ReconnectPolicy;
 
 /// Noticing dead connections: TCP keepalives and tcp_user_timeout on every connection pgferry
 /// opens (defaults under the user's conninfo, which may override them), and a heartbeat query on

@@ -493,11 +493,7 @@ Status check_table(Session& target, const StreamTable& t) {
   const auto del = fmt::format("pgferry_errors_delete_{}", t.table_id);
   Status result = target.prepare(del, apply::render_delete(t.shape));
   if (result) {
-    result = target.prepare(upsert, apply::render_upsert(t.shape, apply::Compare::Native));
-    // Some types (json, point, ...) have no equality operator: the replicator compares their text.
-    if (!result && target.last_sqlstate() == "42883") {
-      result = target.prepare(upsert, apply::render_upsert(t.shape, apply::Compare::Text));
-    }
+    result = prepare_upsert(target, upsert, [&](apply::Compare c) { return apply::render_upsert(t.shape, c); });
   }
   (void)target.run("DEALLOCATE ALL");
   return result;

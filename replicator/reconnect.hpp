@@ -16,7 +16,10 @@
 
 namespace pgferry {
 
-/// Settings of a reconnect controller (config `reconnect:`).
+/// Settings of a reconnect controller (config `reconnect:`): delays grow exponentially from
+/// `initial_delay` to `max_delay` with full jitter; after a connection stayed up for
+/// `healthy_after` they start again from `initial_delay`; `max_attempts` consecutive failures of
+/// one connection make `run` exit 1 (0: retry forever).
 struct ReconnectPolicy {
   std::chrono::milliseconds initial_delay{100};
   std::chrono::milliseconds max_delay{30'000};

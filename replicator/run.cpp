@@ -38,8 +38,7 @@ class Listener {
         heartbeat_interval_(config.connection.heartbeat_interval),
         max_attempts_(config.reconnect.max_attempts),
         control_(control),
-        rc_(ReconnectPolicy{config.reconnect.initial_delay, config.reconnect.max_delay, config.reconnect.max_attempts,
-                            config.reconnect.healthy_after}),
+        rc_(config.reconnect),
         rng_(std::random_device{}()) {
     uv_timer_init(loop_, &retry_);
     retry_.data = this;
@@ -454,8 +453,7 @@ int run_replicator(const Config& config) {
   std::vector<StreamTable> tables;
   // A database that cannot be reached at start is waited for, like one lost later (exit 1 only
   // after reconnect.max_attempts); a configuration that cannot work is not (exit 2).
-  Reconnect startup(ReconnectPolicy{config.reconnect.initial_delay, config.reconnect.max_delay,
-                                    config.reconnect.max_attempts, config.reconnect.healthy_after});
+  Reconnect startup(config.reconnect);
   std::mt19937_64 rng(std::random_device{}());
   for (;;) {
     tables.clear();

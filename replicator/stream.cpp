@@ -178,8 +178,8 @@ class Worker {
       : config_(config),
         tables_(std::move(tables)),
         control_(control),
-        source_rc_(reconnect_policy(config)),
-        target_rc_(reconnect_policy(config)),
+        source_rc_(config.reconnect),
+        target_rc_(config.reconnect),
         retry_backoff_(BackoffPolicy{config.reconnect.initial_delay, config.reconnect.max_delay, 2.0}),
         rng_(std::random_device{}()) {
     for (std::size_t i = 0; i < tables_.size(); ++i) by_id_[tables_[i].table_id] = i;
@@ -215,11 +215,6 @@ class Worker {
   }
 
  private:
-  static ReconnectPolicy reconnect_policy(const Config& c) {
-    return ReconnectPolicy{c.reconnect.initial_delay, c.reconnect.max_delay, c.reconnect.max_attempts,
-                           c.reconnect.healthy_after};
-  }
-
   // --- connections --------------------------------------------------------------------------
 
   void drop_source() {
@@ -396,7 +391,6 @@ class Worker {
     for (std::size_t i = 0; i < tables_.size(); ++i) depth_of(i, 0);
     std::stable_sort(order_.begin(), order_.end(), [&](auto a, auto b) { return depth[a] < depth[b]; });
 
-    compare_.assign(tables_.size(), apply::Compare::Native);
     for (std::size_t i = 0; i < tables_.size(); ++i) {
       auto& t = tables_[i];
       if (!t.broken.empty()) {
@@ -429,16 +423,7 @@ class Worker {
       if (auto d = target_->run("DEALLOCATE " + value(existing->get(), r, 0)); !d) return d;
     }
     if (auto r = target_->prepare(delete_name(t), apply::render_delete(t.shape)); !r) return r;
-    compare_[i] = apply::Compare::Native;
-    if (auto r = target_->prepare(upsert_name(t), apply::render_upsert(t.shape, apply::Compare::Native)); !r) {
-      // Some types (json, point, ...) have no equality operator: compare their text instead.
-      if (target_->last_sqlstate() != "42883") return r;
-      compare_[i] = apply::Compare::Text;
-      if (auto r2 = target_->prepare(upsert_name(t), apply::render_upsert(t.shape, apply::Compare::Text)); !r2) {
-        return r2;
-      }
-    }
-    return Ok{};
+    return prepare_upsert(*target_, upsert_name(t), [&](apply::Compare c) { return apply::render_upsert(t.shape, c); });
   }
 
   static std::string upsert_name(const StreamTable& t) { return fmt::format("pgferry_upsert_{}", t.table_id); }
@@ -793,7 +778,10 @@ class Worker {
       if (auto b = begin(batch); !b) return b;
       if (auto h = split_held(batch, apply, held); !h) return h;
       failed_table_.reset();
-      if (auto r = bisect(apply, held, rejected); !r) {
+      std::vector<const Change*> to_apply;
+      to_apply.reserve(apply.size());
+      for (const auto& c : apply) to_apply.push_back(&c);
+      if (auto r = bisect(to_apply, held, rejected); !r) {
         const auto st2 = target_->last_sqlstate();
         (void)target_->run("ROLLBACK");
         if (remedy_for(st2) == Remedy::StopTable && failed_table_ && target_->alive()) {
@@ -835,70 +823,46 @@ class Worker {
     return Ok{};
   }
 
-  static const Change* first_of(const std::vector<Change>& batch, std::size_t table_index, const Worker* self) {
-    for (const auto& c : batch) {
-      if (self->by_id_.at(c.table_id) == table_index) return &c;
-    }
-    return nullptr;
-  }
+  /// The first change of the table at `table_index` in `batch` (nullptr if it has none).
   const Change* first_of(const std::vector<Change>& batch, std::size_t table_index) const {
-    return first_of(batch, table_index, this);
+    const auto it =
+        std::find_if(batch.begin(), batch.end(), [&](const Change& c) { return by_id_.at(c.table_id) == table_index; });
+    return it == batch.end() ? nullptr : &*it;
   }
 
   /// Applies `changes` (journal order) inside the open transaction, isolating every change the
   /// target rejects for a row-level reason: halves are tried under savepoints until a single
   /// change fails alone. Later changes of a rejected key are held back.
-  Status bisect(const std::vector<Change>& changes, std::vector<const Change*>& held, std::vector<Rejected>& rejected) {
-    std::vector<Change> todo;
-    for (const auto& c : changes) {
-      if (is_poisoned(c)) {
-        held.push_back(&c);
-        poison(c);
+  Status bisect(const std::vector<const Change*>& changes, std::vector<const Change*>& held,
+                std::vector<Rejected>& rejected) {
+    std::vector<const Change*> todo;
+    for (const auto* c : changes) {
+      if (is_poisoned(*c)) {
+        held.push_back(c);
+        poison(*c);
       } else {
         todo.push_back(c);
       }
     }
     if (todo.empty()) return Ok{};
+    std::vector<Change> set;
+    set.reserve(todo.size());
+    for (const auto* c : todo) set.push_back(*c);
     if (auto s = target_->run("SAVEPOINT pgferry_isolate"); !s) return s;
     failed_table_.reset();
-    auto s = apply_actions(coalesce(todo));
+    auto s = apply_actions(coalesce(set));
     if (s) return target_->run("RELEASE SAVEPOINT pgferry_isolate");
     const auto state = target_->last_sqlstate();
     if (remedy_for(state) != Remedy::QuarantineRow) return s;
     if (auto r = target_->run("ROLLBACK TO SAVEPOINT pgferry_isolate; RELEASE SAVEPOINT pgferry_isolate"); !r) return r;
     if (todo.size() == 1) {
-      // `changes` lives as long as the batch: point into the caller's vector, not into `todo`.
-      const Change* original = nullptr;
-      for (const auto& c : changes) {
-        if (c.id == todo.front().id) original = &c;
-      }
-      rejected.push_back(Rejected{original, state, s.error().message});
-      poison(*original);
+      rejected.push_back(Rejected{todo.front(), state, s.error().message});
+      poison(*todo.front());
       return Ok{};
     }
     const auto half = static_cast<std::ptrdiff_t>(todo.size() / 2);
-    const std::vector<Change> first(todo.begin(), todo.begin() + half);
-    const std::vector<Change> second(todo.begin() + half, todo.end());
-    if (auto r = bisect_sub(changes, first, held, rejected); !r) return r;
-    return bisect_sub(changes, second, held, rejected);
-  }
-
-  /// bisect() over a sub-range, keeping pointers into the batch (`all`) for what it records.
-  Status bisect_sub(const std::vector<Change>& all, const std::vector<Change>& part, std::vector<const Change*>& held,
-                    std::vector<Rejected>& rejected) {
-    std::vector<const Change*> part_held;
-    std::vector<Rejected> part_rejected;
-    auto r = bisect(part, part_held, part_rejected);
-    // Re-point at the batch's own changes (part is a copy that dies with this frame).
-    auto original = [&](const Change* c) {
-      for (const auto& a : all) {
-        if (a.id == c->id) return &a;
-      }
-      return c;
-    };
-    for (const auto* h : part_held) held.push_back(original(h));
-    for (auto& x : part_rejected) rejected.push_back(Rejected{original(x.change), x.sqlstate, x.message});
-    return r;
+    if (auto r = bisect({todo.begin(), todo.begin() + half}, held, rejected); !r) return r;
+    return bisect({todo.begin() + half, todo.end()}, held, rejected);
   }
 
   /// Writes the rejected changes (one sync_errors row each) and the held-back ones (one open row
@@ -1470,7 +1434,6 @@ class Worker {
   Control& control_;
   std::map<std::int32_t, std::size_t> by_id_;
   std::vector<std::size_t> order_;  // parents before children
-  std::vector<apply::Compare> compare_;
   std::optional<Session> source_;
   std::optional<Session> target_;
   std::optional<bool> bell_on_;
@@ -1511,6 +1474,12 @@ class Worker {
 };
 
 }  // namespace
+
+Status prepare_upsert(Session& target, const std::string& name,
+                      const std::function<std::string(apply::Compare)>& render) {
+  if (auto r = target.prepare(name, render(apply::Compare::Native)); r || target.last_sqlstate() != "42883") return r;
+  return target.prepare(name, render(apply::Compare::Text));
+}
 
 int run_stream(const Config& config, std::vector<StreamTable> tables, Control& control) {
   Worker w(config, std::move(tables), control);

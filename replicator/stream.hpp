@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -82,6 +83,13 @@ struct StreamTable {
 };
 
 struct InspectedTable;
+class Session;
+
+/// Prepares `name` on `target` as the upsert `render` renders: comparing columns natively, or by
+/// their text when a column type has no equality operator (SQLSTATE 42883: json, point, ...). The
+/// applier, the sweep and `errors retry` all prepare their upserts this way.
+[[nodiscard]] Status prepare_upsert(Session& target, const std::string& name,
+                                    const std::function<std::string(apply::Compare)>& render);
 
 /// The worker's view of one inspected table whose capture is registered under `table_id`.
 [[nodiscard]] StreamTable stream_table_for(const InspectedTable& table, std::int32_t table_id);

@@ -238,12 +238,9 @@ struct Sweeper::Impl {
   Result<std::string> upsert_for(const StreamTable& t) {
     if (auto it = prepared.find(t.table_id); it != prepared.end()) return it->second;
     const std::string name = fmt::format("pgferry_sweep_upsert_{}", t.table_id);
-    if (auto r = target->prepare(name, upsert_returning_key(t.shape, apply::Compare::Native)); !r) {
-      // Some types (json, point, ...) have no equality operator: compare their text instead.
-      if (target->last_sqlstate() != "42883") return std::move(r).error();
-      if (auto r2 = target->prepare(name, upsert_returning_key(t.shape, apply::Compare::Text)); !r2) {
-        return std::move(r2).error();
-      }
+    if (auto r = prepare_upsert(*target, name, [&](apply::Compare c) { return upsert_returning_key(t.shape, c); });
+        !r) {
+      return std::move(r).error();
     }
     prepared[t.table_id] = name;
     return name;
