@@ -51,9 +51,10 @@ class Parser {
       return error(root, "", "the configuration must be a mapping of keys to values",
                    "start from the example in docs/CONFIGURATION.md");
     if (auto s = apply_env_overrides(root, cfg); !s) return std::move(s).error();
-    if (auto s = known_keys(root, "",
-                            {"source", "target", "tables", "sweep", "batch", "apply", "journal", "reconnect",
-                             "connection", "guard", "verify", "poll_interval", "shutdown_timeout", "http", "log"});
+    if (auto s =
+            known_keys(root, "",
+                       {"source", "target", "tables", "sweep", "batch", "apply", "journal", "reconnect", "connection",
+                        "guard", "verify", "poll_interval", "shutdown_timeout", "http", "health", "log"});
         !s) {
       return std::move(s).error();
     }
@@ -90,6 +91,7 @@ class Parser {
       cfg.shutdown_timeout = *d;
     }
     if (auto s = parse_http(root["http"], cfg.http); !s) return std::move(s).error();
+    if (auto s = parse_health(root["health"], cfg.health); !s) return std::move(s).error();
     if (auto s = parse_log(root["log"], cfg.log); !s) return std::move(s).error();
     cfg.warnings = std::move(warnings_);
     return cfg;
@@ -148,6 +150,8 @@ class Parser {
         {"PGFERRY_POLL_INTERVAL", "poll_interval"},
         {"PGFERRY_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
         {"PGFERRY_HTTP_LISTEN", "http.listen"},
+        {"PGFERRY_HEALTH_MAX_LAG", "health.max_lag"},
+        {"PGFERRY_HEALTH_CHECK_INTERVAL", "health.check_interval"},
         {"PGFERRY_LOG_LEVEL", "log.level"},
         {"PGFERRY_LOG_FORMAT", "log.format"},
     };
@@ -653,6 +657,19 @@ class Parser {
       http.listen = std::move(*s);
     }
     return Ok{};
+  }
+
+  Status parse_health(const YAML::Node& node, HealthConfig& h) {
+    auto has = section(node, "health", {"max_lag", "check_interval"}, "health: {max_lag: 30s, check_interval: 5s}");
+    if (!has) return std::move(has).error();
+    if (!*has) return Ok{};
+    if (auto s = duration_key(node, "health", "max_lag", std::chrono::seconds(1), std::chrono::hours(24 * 7), h.max_lag,
+                              "use e.g. 30s (the default)");
+        !s) {
+      return s;
+    }
+    return duration_key(node, "health", "check_interval", milliseconds(100), std::chrono::hours(1), h.check_interval,
+                        "use e.g. 5s (the default)");
   }
 
   Status parse_log(const YAML::Node& node, LogConfig& log) {

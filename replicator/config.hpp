@@ -102,7 +102,19 @@ struct VerifyConfig {
 };
 
 struct HttpConfig {
+  /// host:port of the one HTTP port (/metrics, /healthz, /readyz, /status); port 0 picks a free
+  /// port (logged at start).
   std::string listen = "127.0.0.1:9187";
+};
+
+/// What `/readyz` and `pgferry status` call healthy, and how often `run` measures the journal.
+struct HealthConfig {
+  /// Replication lag (age of the oldest unapplied change, source clock) above which pgferry is
+  /// not ready.
+  std::chrono::milliseconds max_lag{std::chrono::seconds(30)};
+  /// How often `run` measures the journal backlog, its age and size, open sync errors and the
+  /// notification queue (one small query on each database).
+  std::chrono::milliseconds check_interval{std::chrono::seconds(5)};
 };
 
 struct LogConfig {
@@ -128,6 +140,7 @@ struct Config {
   /// How long a graceful shutdown waits for the batch in flight before rolling it back.
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(30)};
   HttpConfig http;
+  HealthConfig health;
   LogConfig log;
   /// Where the configuration came from: a file path, or "environment".
   std::string origin;

@@ -186,6 +186,34 @@ TEST(ResilienceConfig, BadValuesNameTheKeyAndTheFix) {
   EXPECT_NE(failure("verify: {every: 10s}\n").find("shorter than 1m"), std::string::npos);
 }
 
+// --- What /readyz and pgferry status call healthy ------------------------------------------------
+
+TEST(HealthConfig, DefaultsFileAndEnvironment) {
+  auto d = parse("");
+  ASSERT_TRUE(d.ok()) << d.error().describe();
+  EXPECT_EQ(d->health.max_lag, std::chrono::seconds(30));
+  EXPECT_EQ(d->health.check_interval, std::chrono::seconds(5));
+  EXPECT_EQ(d->http.listen, "127.0.0.1:9187");
+  auto f = parse("health: {max_lag: 2m, check_interval: 500ms}\nhttp: {listen: '127.0.0.1:0'}\n");
+  ASSERT_TRUE(f.ok()) << f.error().describe();
+  EXPECT_EQ(f->health.max_lag, std::chrono::minutes(2));
+  EXPECT_EQ(f->health.check_interval, milliseconds(500));
+  EXPECT_EQ(f->http.listen, "127.0.0.1:0");
+  auto e =
+      parse("health: {max_lag: 2m}\n", {{"PGFERRY_HEALTH_MAX_LAG", "10s"}, {"PGFERRY_HEALTH_CHECK_INTERVAL", "1s"}});
+  ASSERT_TRUE(e.ok()) << e.error().describe();
+  EXPECT_EQ(e->health.max_lag, std::chrono::seconds(10));
+  EXPECT_EQ(e->health.check_interval, std::chrono::seconds(1));
+}
+
+TEST(HealthConfig, BadValuesNameTheKeyAndTheFix) {
+  EXPECT_NE(failure("health: {max_lag: 0s}\n").find("health.max_lag"), std::string::npos);
+  EXPECT_NE(failure("health: {max_lag: soon}\n").find("health.max_lag"), std::string::npos);
+  EXPECT_NE(failure("health: {check_interval: 10ms}\n").find("health.check_interval"), std::string::npos);
+  EXPECT_NE(failure("health: {lag: 5s}\n").find("unknown key"), std::string::npos);
+  EXPECT_NE(failure("health: 30s\n").find("must be a mapping"), std::string::npos);
+}
+
 TEST(ConnectionDefaults, KeepalivesAndTimeoutsBecomeLibpqKeywords) {
   const auto d = connection_defaults(milliseconds(9000), milliseconds(30'000), milliseconds(10'000));
   auto find = [&](const std::string& k) -> std::string {
@@ -209,6 +237,13 @@ TEST(JsonQuote, EscapesQuotesBackslashesAndControlCharacters) {
   EXPECT_EQ(json_quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
   EXPECT_EQ(json_quote(std::string("x\n\t\x01y", 5)), "\"x\\n\\t\\u0001y\"");
   EXPECT_EQ(json_quote("ünïcode"), "\"ünïcode\"");
+  // Not UTF-8 (LATIN1 'é', a cut-off sequence, an overlong '/', a surrogate): U+FFFD, so the
+  // document stays JSON.
+  EXPECT_EQ(json_quote("caf\xe9"), "\"caf\xEF\xBF\xBD\"");
+  EXPECT_EQ(json_quote("ab\xe2\x82"), "\"ab\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  EXPECT_EQ(json_quote("\xc0\xaf"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  EXPECT_EQ(json_quote("\xed\xa0\x80"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  EXPECT_EQ(json_quote("\xf0\x9f\x9a\xa2 ferry"), "\"\xf0\x9f\x9a\xa2 ferry\"");
 }
 
 }  // namespace
