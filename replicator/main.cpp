@@ -15,6 +15,7 @@
 #include "pg.hpp"
 #include "run.hpp"
 #include "setup.hpp"
+#include "status_cmd.hpp"
 #include "teardown.hpp"
 #include "verify.hpp"
 
@@ -81,6 +82,15 @@ int main(int argc, char** argv) {
   verify->add_flag("--json", verify_options.json, "Print the report as JSON");
   verify->add_flag("--allow-mass-delete", verify_options.allow_mass_delete,
                    "Let --repair delete more than guard.max_delete_fraction of a table");
+  auto* status = app.add_subcommand("status",
+                                    "Show whether replication is healthy: from the running pgferry's /status, else "
+                                    "read from both databases; exit 0 only when ready (for scripts and container "
+                                    "health checks)");
+  pgferry::StatusOptions status_options;
+  std::string status_timeout = "2s";
+  status->add_flag("--json", status_options.json, "Print the status as JSON (what /status serves)");
+  status->add_option("--timeout", status_timeout,
+                     "How long to wait for the running pgferry's answer before reading the databases (default 2s)");
   auto* errors = app.add_subcommand("errors",
                                     "What pgferry could not apply (pgferry.sync_errors on the target): list, retry "
                                     "or resolve it");
@@ -100,7 +110,8 @@ int main(int argc, char** argv) {
       errors->add_subcommand("resolve", "Mark errors resolved without applying anything (the note says why)");
   errors_resolve->add_option("ID", errors_options.ids, "Error ids (see errors list)")->required();
   errors_resolve->add_option("--note", errors_options.note, "Why they are resolved (kept with the error)")->required();
-  for (auto* sub : {check, setup, teardown, snapshot, run, verify, errors, errors_list, errors_retry, errors_resolve}) {
+  for (auto* sub :
+       {check, setup, teardown, snapshot, run, status, verify, errors, errors_list, errors_retry, errors_resolve}) {
     sub->footer(kFooter);
     // Listed in every command's --help too; the flag works before or after the command.
     sub->add_option("-c,--config", config_path, "Configuration file (YAML)")->envname("PGFERRY_CONFIG");
@@ -114,7 +125,8 @@ only: see `pgferry errors`. Settings (pgferry.yaml): batch.max_rows (10000), bat
 autovacuum), reconnect.initial_delay (100ms), reconnect.max_delay (30s), reconnect.max_attempts
 (0 = forever), connection.heartbeat_interval (10s), guard.max_delete_fraction (0.5), sweep.interval (60s),
 verify.every (0s = off), poll_interval (1s, the idle safety net behind the doorbell),
-shutdown_timeout (30s).)") +
+shutdown_timeout (30s), http.listen (127.0.0.1:9187: /metrics, /healthz, /readyz, /status; see
+docs/METRICS.md), health.max_lag (30s: not ready above it), health.check_interval (5s).)") +
               kFooter);
 
   // CLI11 reports an unknown command as "A subcommand is required"; name it instead.
@@ -126,10 +138,10 @@ shutdown_timeout (30s).)") +
     }
     if (arg.starts_with("-")) continue;
     if (arg != "check" && arg != "setup" && arg != "teardown" && arg != "run" && arg != "snapshot" && arg != "verify" &&
-        arg != "errors") {
+        arg != "errors" && arg != "status") {
       fmt::print(stderr,
-                 "error: unknown command '{}'\n  fix: use one of check, setup, run, snapshot, verify, errors, teardown "
-                 "(see pgferry --help)\n",
+                 "error: unknown command '{}'\n  fix: use one of check, setup, run, status, snapshot, verify, errors, "
+                 "teardown (see pgferry --help)\n",
                  arg);
       return 2;
     }
@@ -156,6 +168,21 @@ shutdown_timeout (30s).)") +
     return 2;
   }
 
+  if (status->parsed()) {
+    auto wait = pgferry::parse_duration(status_timeout);
+    if (wait && wait->count() < 1) {
+      wait = pgferry::config_error({}, fmt::format("'{}' would not wait for an answer at all", status_timeout),
+                                   "use a positive duration, e.g. 2s");
+    }
+    if (!wait) {
+      auto e = std::move(wait).error();
+      e.where = "--timeout";
+      pgferry::print_error(e);
+      return 2;
+    }
+    status_options.timeout = *wait;
+  }
+
   const auto env = pgferry::process_environment();
   auto config = pgferry::load_config(config_path, env);
   if (!config) {
@@ -178,6 +205,7 @@ shutdown_timeout (30s).)") +
     return pgferry::run_setup(*config, setup_options);
   }
   if (run->parsed()) return pgferry::run_replicator(*config);
+  if (status->parsed()) return pgferry::run_status(*config, status_options);
   if (snapshot->parsed()) return pgferry::run_snapshot(*config, snapshot_table);
   if (verify->parsed()) {
     if (!verify_table.empty()) verify_options.table = verify_table;

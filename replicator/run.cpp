@@ -6,16 +6,20 @@
 #include <uv.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
 #include "backoff.hpp"
 #include "capture_sql.hpp"
+#include "http.hpp"
 #include "migrate.hpp"
+#include "monitor.hpp"
 #include "reconnect.hpp"
 #include "setup.hpp"
 #include "stream.hpp"
@@ -169,6 +173,7 @@ class Listener {
     }
     if (bells > 0) {
       doorbells_ += static_cast<std::uint64_t>(bells);
+      control_.telemetry.doorbells.Increment(bells);
       control_.wake();
     }
     if (PQstatus(conn_) == CONNECTION_BAD) failed("connection lost");
@@ -200,6 +205,7 @@ class Listener {
 
   void subscribed() {
     phase_ = Phase::Listening;
+    control_.telemetry.connection_up(Conn::Listener);
     if (rc_.up(std::chrono::steady_clock::now())) {
       spdlog::info("listener connection re-established after {:.1f} s; listening for the doorbell on channel '{}'",
                    std::chrono::duration<double>(rc_.last_outage()).count(), capture::kChannel);
@@ -222,6 +228,7 @@ class Listener {
   void beat() {
     if (phase_ != Phase::Listening) return;
     if (awaiting_heartbeat_) {
+      heartbeat_missed_ = true;
       failed(fmt::format("no answer to the heartbeat within {}", format_duration(heartbeat_interval_)));
       return;
     }
@@ -236,9 +243,14 @@ class Listener {
   void failed(std::string_view why) {
     std::string msg(why);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    const bool was_listening = phase_ == Phase::Listening;
     drop();
     if (closing_) return;
     const auto d = rc_.failed(std::chrono::steady_clock::now(), unit_(rng_));
+    const auto reason = std::exchange(heartbeat_missed_, false) ? ReconnectReason::Heartbeat
+                        : was_listening                         ? ReconnectReason::Lost
+                                                                : ReconnectReason::ConnectFailed;
+    control_.telemetry.connection_down(Conn::Listener, msg, d.delay, d.give_up ? std::nullopt : std::optional(reason));
     if (d.give_up) {
       spdlog::critical("listener connection: giving up after {} failed attempt(s) (reconnect.max_attempts {}): {}",
                        d.attempt, max_attempts_, msg);
@@ -282,6 +294,7 @@ class Listener {
   uv_timer_t retry_{};
   uv_timer_t heartbeat_{};
   bool awaiting_heartbeat_ = false;
+  bool heartbeat_missed_ = false;
   Phase phase_ = Phase::Idle;
   bool closing_ = false;
   Reconnect rc_;
@@ -290,11 +303,56 @@ class Listener {
   std::uint64_t doorbells_ = 0;
 };
 
+/// /healthz asks the event loop itself: an HTTP thread sends a ping through uv_async and waits
+/// (at most a second) for the loop to answer. Before the loop runs (start-up, waiting for the
+/// databases) and after it closed the handle, the answer is given without it.
+class LoopPing {
+ public:
+  void open(uv_loop_t* loop) {
+    uv_async_init(loop, &async_, [](uv_async_t* h) {
+      auto* self = static_cast<LoopPing*>(h->data);
+      std::lock_guard lock(self->mu_);
+      self->answered_ = self->asked_;
+      self->cv_.notify_all();
+    });
+    async_.data = this;
+    std::lock_guard lock(mu_);
+    state_ = State::Open;
+  }
+  void close() {
+    {
+      std::lock_guard lock(mu_);
+      state_ = State::Closed;
+      cv_.notify_all();
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  }
+  bool alive() {
+    std::unique_lock lock(mu_);
+    if (state_ == State::NotYet) return true;  // starting: the start-up loop is what runs
+    if (state_ == State::Closed) return false;
+    const auto want = ++asked_;
+    uv_async_send(&async_);
+    return cv_.wait_for(lock, std::chrono::seconds(1), [&] { return answered_ >= want || state_ == State::Closed; }) &&
+           answered_ >= want;
+  }
+
+ private:
+  enum class State : unsigned char { NotYet, Open, Closed };
+  uv_async_t async_{};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  State state_ = State::NotYet;
+  std::uint64_t asked_ = 0;
+  std::uint64_t answered_ = 0;
+};
+
 /// Everything the loop owns.
 struct LoopState {
   uv_loop_t* loop = nullptr;
   Control* control = nullptr;
   Listener* listener = nullptr;
+  LoopPing* ping = nullptr;
   uv_signal_t sigterm{};
   uv_signal_t sigint{};
   uv_timer_t shutdown_timer{};
@@ -450,6 +508,31 @@ void catch_early_signals() {
 
 int run_replicator(const Config& config) {
   catch_early_signals();
+  Control control;
+  std::vector<std::pair<std::string, std::string>> names;
+  for (const auto& t : config.tables) names.emplace_back(t.source.display(), t.target.display());
+  control.telemetry.set_tables(names);
+  LoopPing ping;
+  const double max_lag = std::chrono::duration<double>(config.health.max_lag).count();
+  const auto stale_after = 3 * config.health.check_interval + std::chrono::seconds(5);
+  // Serving from the first moment: while the databases are waited for, /healthz says alive and
+  // /readyz says which one is missing.
+  auto http = HttpServer::start(
+      config.http.listen, {.metrics = [&] { return control.telemetry.serialize(); },
+                           .loop_alive = [&] { return ping.alive(); },
+                           .status = [&] { return status::to_json(control.telemetry.snapshot(max_lag, stale_after)); },
+                           .readiness =
+                               [&] {
+                                 const auto s = control.telemetry.snapshot(max_lag, stale_after);
+                                 return std::pair{s.ready, status::readiness_json(s)};
+                               }});
+  if (!http) {
+    print_error(http.error());
+    return 1;
+  }
+  spdlog::info("serving /metrics /healthz /readyz /status on {}", (*http)->url());
+  HealthMonitor monitor(config, control.telemetry);
+  monitor.start();
   std::vector<StreamTable> tables;
   // A database that cannot be reached at start is waited for, like one lost later (exit 1 only
   // after reconnect.max_attempts); a configuration that cannot work is not (exit 2).
@@ -481,13 +564,14 @@ int run_replicator(const Config& config) {
 
   uv_loop_t loop;
   uv_loop_init(&loop);
-  Control control;
   LoopState st;
   st.loop = &loop;
   st.control = &control;
   st.shutdown_timeout = config.shutdown_timeout;
   Listener listener(&loop, config, control);
   st.listener = &listener;
+  ping.open(&loop);
+  st.ping = &ping;
 
   uv_signal_init(&loop, &st.sigterm);
   uv_signal_init(&loop, &st.sigint);
@@ -501,6 +585,7 @@ int run_replicator(const Config& config) {
     auto* s = static_cast<LoopState*>(h->data);
     // The worker is gone: close every handle so uv_run returns.
     s->listener->close();
+    s->ping->close();
     uv_timer_stop(&s->shutdown_timer);
     uv_close(reinterpret_cast<uv_handle_t*>(&s->shutdown_timer), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&s->sigterm), nullptr);
@@ -523,6 +608,7 @@ int run_replicator(const Config& config) {
   worker.join();
   sweeper.stop();
   verifier.stop();
+  monitor.stop();
   uv_loop_close(&loop);
   return control.give_up_code() != 0 ? control.give_up_code() : st.exit_code;
 }

@@ -178,6 +178,7 @@ class Worker {
       : config_(config),
         tables_(std::move(tables)),
         control_(control),
+        tel_(control.telemetry),
         source_rc_(config.reconnect),
         target_rc_(config.reconnect),
         retry_backoff_(BackoffPolicy{config.reconnect.initial_delay, config.reconnect.max_delay, 2.0}),
@@ -190,14 +191,14 @@ class Worker {
       if (!source_ || !source_->alive()) {
         if (auto s = connect_source(); !s) {
           if (fatal_) return 2;
-          if (!connection_failed(source_rc_, "source (reader)", s.error())) return 1;
+          if (!connection_failed(source_rc_, Conn::Source, s.error())) return 1;
           continue;
         }
       }
       if (!target_ || !target_->alive()) {
         if (auto s = connect_target(); !s) {
           if (fatal_) return 2;
-          if (!connection_failed(target_rc_, "target (applier)", s.error())) return 1;
+          if (!connection_failed(target_rc_, Conn::Target, s.error())) return 1;
           continue;
         }
       }
@@ -242,6 +243,7 @@ class Worker {
     if (auto r = source_->run("SET enable_seqscan = off; SET jit = off"); !r) return r;
     bell_on_ = std::nullopt;
     suspects_.clear();
+    tel_.connection_up(Conn::Source);
     if (source_rc_.up(Clock::now())) {
       spdlog::info("source (reader) connection re-established after {:.1f} s",
                    std::chrono::duration<double>(source_rc_.last_outage()).count());
@@ -270,8 +272,15 @@ class Worker {
     // Tables whose initial copy is pending, running or waiting for its journal rows to be
     // discarded are held back until that is done; stopped tables until an operator resumes them.
     if (auto r = load_table_states(); !r) return r;
+    // The last apply survives restarts: a replicator that crash-loops must not look fresh.
+    auto last = target_->scalar(
+        "SELECT coalesce(extract(epoch FROM max(last_applied_at))::float8, 0) FROM pgferry.table_state");
+    if (!last) return std::move(last).error();
+    if (const double at = std::strtod(last->c_str(), nullptr); at > 0 && !applied_once_) tel_.last_applied.Set(at);
     if (auto r = prepare_tables(); !r) return r;
     if (auto r = load_poisoned(); !r) return r;
+    tel_.connection_up(Conn::Target);
+    publish_phases();
     if (target_rc_.up(Clock::now())) {
       spdlog::info("target (applier) connection re-established after {:.1f} s",
                    std::chrono::duration<double>(target_rc_.last_outage()).count());
@@ -283,8 +292,13 @@ class Worker {
 
   /// A connection failed (or could not be opened): log the state change once, wait the backoff.
   /// Returns false when reconnect.max_attempts is exhausted.
-  bool connection_failed(Reconnect& rc, std::string_view name, const Error& e) {
+  bool connection_failed(Reconnect& rc, Conn conn, const Error& e) {
+    const std::string_view name = conn == Conn::Source ? "source (reader)" : "target (applier)";
     const auto d = rc.failed(Clock::now(), unit(rng_));
+    tel_.connection_down(conn, e.message, d.delay,
+                         d.give_up        ? std::nullopt
+                         : d.state_change ? std::optional(ReconnectReason::Lost)
+                                          : std::optional(ReconnectReason::ConnectFailed));
     if (d.give_up) {
       spdlog::critical("{} connection: giving up after {} failed attempt(s) (reconnect.max_attempts {}): {}", name,
                        d.attempt, config_.reconnect.max_attempts, e.describe());
@@ -325,11 +339,11 @@ class Worker {
       }
       if (src) {
         drop_source();
-        if (!connection_failed(source_rc_, "source (reader)", e)) return false;
+        if (!connection_failed(source_rc_, Conn::Source, e)) return false;
       }
       if (dst) {
         drop_target();
-        if (!connection_failed(target_rc_, "target (applier)", e)) return false;
+        if (!connection_failed(target_rc_, Conn::Target, e)) return false;
       }
       return true;
     }
@@ -431,17 +445,18 @@ class Worker {
 
   Status load_table_states() {
     auto r = target_->exec(
-        "SELECT source_table, status, copy_snapshot, coalesce(stop_class, ''), coalesce(guard_confirmed_id, 0) "
-        "FROM pgferry.table_state");
+        "SELECT source_table, status, copy_snapshot, coalesce(stop_class, ''), coalesce(guard_confirmed_id, 0), "
+        "coalesce(stop_reason, '') FROM pgferry.table_state");
     if (!r) return std::move(r).error();
     struct State {
       std::string status, snapshot, stop_class;
       std::int64_t confirmed = 0;
+      std::string stop_reason;
     };
     std::map<std::string, State> states;
     for (int i = 0; i < PQntuples(r->get()); ++i) {
       states[value(r->get(), i, 0)] = {value(r->get(), i, 1), value(r->get(), i, 2), value(r->get(), i, 3),
-                                       std::strtoll(PQgetvalue(r->get(), i, 4), nullptr, 10)};
+                                       std::strtoll(PQgetvalue(r->get(), i, 4), nullptr, 10), value(r->get(), i, 5)};
     }
     held_.clear();
     stopped_.clear();
@@ -453,6 +468,7 @@ class Worker {
       // guard.max_delete_fraction it streams.
       if (it != states.end() && it->second.status == "stopped" && it->second.stop_class != "mass_delete") {
         stopped_.insert(t.table_id);
+        stop_reason_[t.table_id] = it->second.stop_reason;
       } else if (it == states.end() || (it->second.status != "streaming" && it->second.status != "stopped") ||
                  !it->second.snapshot.empty()) {
         held_.insert(t.table_id);
@@ -529,6 +545,7 @@ class Worker {
         // Busy: writers need not ring; spare them NOTIFY's cluster-wide commit lock.
         if (auto s = source_->run("SELECT setval('pgferry.doorbell', 0)"); !s) return s;
         bell_on_ = false;
+        tel_.doorbell_armed.Set(0);
       }
       const auto before = batches_;
       auto s = apply_and_ack(batch);
@@ -541,6 +558,7 @@ class Worker {
       // committed yet are remembered (suspects); they may commit without ringing.
       if (auto s = source_->run("SELECT setval('pgferry.doorbell', 1)"); !s) return s;
       bell_on_ = true;
+      tel_.doorbell_armed.Set(1);
       auto snap = source_->scalar("SELECT array_agg(x)::text FROM pg_snapshot_xip(pg_current_snapshot()) x");
       if (!snap) return std::move(snap).error();
       suspects_ = *snap;
@@ -604,7 +622,7 @@ class Worker {
       return decode(batch->get(), out);
     }
     if (PQntuples(r) == 0) return Ok{};
-    chunk_ = Chunking{value(r, 0, 0), 0, 0};
+    chunk_ = Chunking{value(r, 0, 0), 0, 0, std::nullopt};
     // The mass-delete guard judges the transaction whole, before its first chunk is applied.
     auto dels = source_->query(
         "SELECT table_id, count(*), max(id) FROM pgferry.journal WHERE xid = $1::xid8 AND op = 'D' GROUP BY table_id",
@@ -631,6 +649,10 @@ class Worker {
     if (auto s = decode(r->get(), out); !s) return s;
     if (out.empty()) {
       spdlog::info("source transaction {} applied in {} chunk(s)", chunk_->xid, chunk_->chunks);
+      if (chunk_->latency) {
+        tel_.transactions_applied.Increment();
+        tel_.latency.Observe(*chunk_->latency);
+      }
       chunk_.reset();
       return Ok{};
     }
@@ -794,12 +816,21 @@ class Worker {
     if (auto r = record_errors(rejected, held); !r) return r;
     if (auto r = record_progress(batch); !r) return r;
     if (auto r = target_->run("COMMIT"); !r) return r;
+    // One line per batch (the first rejection as the example); each change at debug.
     for (const auto& x : rejected) {
-      const auto& t = tables_[by_id_.at(x.change->table_id)];
+      spdlog::debug(
+          "{}: the target rejected change {} of key {} (journal id {}, source transaction {}): {} (SQLSTATE {})",
+          tables_[by_id_.at(x.change->table_id)].label, static_cast<char>(x.change->op), x.change->key, x.change->id,
+          x.change->xid, x.message, x.sqlstate);
+    }
+    if (!rejected.empty()) {
+      const auto& x = rejected.front();
       spdlog::warn(
-          "{}: the target rejected change {} of key {} (journal id {}, source transaction {}): {} (SQLSTATE {}); "
-          "isolated into pgferry.sync_errors, later changes of this key are held back until `pgferry errors retry`",
-          t.label, static_cast<char>(x.change->op), x.change->key, x.change->id, x.change->xid, x.message, x.sqlstate);
+          "the target rejected {} change(s) of this batch, e.g. {}: change {} of key {} (journal id {}, source "
+          "transaction {}): {} (SQLSTATE {}); isolated into pgferry.sync_errors, later changes of their keys are held "
+          "back until `pgferry errors retry`",
+          rejected.size(), tables_[by_id_.at(x.change->table_id)].label, static_cast<char>(x.change->op), x.change->key,
+          x.change->id, x.change->xid, x.message, x.sqlstate);
     }
     if (!held.empty()) {
       spdlog::info("{} change(s) held back behind open sync errors of their keys (see pgferry errors list --open)",
@@ -810,9 +841,16 @@ class Worker {
     std::vector<std::int64_t> ids;
     ids.reserve(batch.size());
     for (const auto& c : batch) ids.push_back(c.id);
-    if (auto r = source_->query("DELETE FROM pgferry.journal WHERE id = ANY ($1::bigint[])", {pg_array(ids)}); !r) {
-      return std::move(r).error();
-    }
+    // The ack also measures each transaction's end-to-end latency on the source's clock: now
+    // (after the target committed) minus its last captured change (the statement's snapshot
+    // still sees the rows it deletes).
+    auto ack = source_->query(
+        "WITH acked AS (DELETE FROM pgferry.journal WHERE id = ANY ($1::bigint[])) "
+        "SELECT extract(epoch FROM clock_timestamp() - max(captured_at))::float8 FROM pgferry.journal "
+        "WHERE id = ANY ($1::bigint[]) GROUP BY xid",
+        {pg_array(ids)});
+    if (!ack) return std::move(ack).error();
+    record_applied(batch, rejected, held, ack->get(), started);
     ++batches_;
     rows_ += batch.size();
     acked_since_vacuum_ += batch.size();
@@ -821,6 +859,73 @@ class Worker {
     spdlog::debug("applied {} change(s) in {} ms{}", batch.size(), ms, isolated ? " (isolating rejected changes)" : "");
     maybe_report();
     return Ok{};
+  }
+
+  /// The metrics of a batch the target committed and the source acknowledged; `ack` holds one
+  /// latency (seconds) per source transaction.
+  void record_applied(const std::vector<Change>& batch, const std::vector<Rejected>& rejected,
+                      const std::vector<const Change*>& held, const PGresult* ack, Clock::time_point started) {
+    std::set<std::int64_t> not_applied;
+    for (const auto& x : rejected) {
+      not_applied.insert(x.change->id);
+      tel_.sync_error(tables_[by_id_.at(x.change->table_id)].config->source.display(), "quarantine_row");
+    }
+    for (const auto* c : held) {
+      not_applied.insert(c->id);
+      tel_.sync_error(tables_[by_id_.at(c->table_id)].config->source.display(), "held_back");
+    }
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    std::map<std::int32_t, std::int64_t> per_table;
+    for (const auto& c : batch) {
+      if (not_applied.contains(c.id)) continue;
+      auto& series = tel_.table(tables_[by_id_.at(c.table_id)].config->source.display());
+      switch (c.op) {
+        case Op::Insert:
+          series.inserts->Increment();
+          break;
+        case Op::Update:
+          series.updates->Increment();
+          break;
+        case Op::Delete:
+          series.deletes->Increment();
+          break;
+        case Op::Truncate:
+          series.truncates->Increment();
+          break;
+      }
+      ++per_table[c.table_id];
+    }
+    for (const auto& [id, n] : per_table) tel_.table_applied(tables_[by_id_.at(id)].config->source.display(), n, now);
+    for (int i = 0; i < PQntuples(ack); ++i) {
+      const double latency = std::max(0.0, std::strtod(PQgetvalue(ack, i, 0), nullptr));
+      if (chunk_) {
+        chunk_->latency = latency;  // observed when the transaction's last chunk is in
+      } else {
+        tel_.transactions_applied.Increment();
+        tel_.latency.Observe(latency);
+      }
+    }
+    tel_.batch_rows.Observe(static_cast<double>(batch.size()));
+    tel_.apply_duration.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+    tel_.last_applied.Set(now);
+    applied_once_ = true;
+  }
+
+  /// The tables' phases for /status and pgferry_table_stopped / _snapshot_tables_remaining.
+  void publish_phases() {
+    for (const auto& t : tables_) {
+      const auto name = t.config->source.display();
+      if (stopped_.contains(t.table_id)) {
+        tel_.table_phase(name, "stopped", stop_reason_[t.table_id]);
+      } else if (copying_ && copy_table_ == t.table_id) {
+        tel_.table_phase(name, "snapshotting");
+      } else if (held_.contains(t.table_id)) {
+        tel_.table_phase(name, "pending");
+      } else {
+        tel_.table_phase(name, "streaming");
+      }
+    }
+    tel_.snapshot_tables_remaining.Set(static_cast<double>(held_.size()));
   }
 
   /// The first change of the table at `table_index` in `batch` (nullptr if it has none).
@@ -985,6 +1090,9 @@ class Worker {
     if (!st) return std::move(st).error();
     if (auto s = target_->run("COMMIT"); !s) return s;
     stopped_.insert(t.table_id);
+    stop_reason_[t.table_id] = message;
+    tel_.sync_error(t.config->source.display(), cls);
+    publish_phases();
     spdlog::error(
         "{}: stopped: {}; its changes stay in the journal, the other tables keep flowing. Fix the cause, then run "
         "`pgferry errors retry {}`",
@@ -1247,6 +1355,7 @@ class Worker {
         spdlog::info("{}: re-copy requested", t->label);
         held_.insert(t->table_id);
         stopped_.erase(t->table_id);
+        publish_phases();
       }
       if (status == "streaming" && stopped_.contains(t->table_id)) {
         const auto index = by_id_.at(t->table_id);
@@ -1257,6 +1366,7 @@ class Worker {
         }
         stopped_.erase(t->table_id);
         spdlog::info("{}: resumed; applying the changes the journal kept for it", t->label);
+        publish_phases();
         control_.wake();
       }
     }
@@ -1273,6 +1383,7 @@ class Worker {
       if (copy_status_) {
         if (auto s = discard_copied(t, copy_snapshot_); !s) return s;
         held_.erase(copy_table_);
+        publish_phases();
       } else {
         spdlog::error("{}: initial copy failed: {}; retrying", t.label, copy_status_.error().describe());
         copy_retry_at_ = Clock::now() + copy_backoff_.next(unit(rng_));
@@ -1292,6 +1403,7 @@ class Worker {
         copy_done_ = true;
         control_.wake();
       });
+      publish_phases();
       break;
     }
     return Ok{};
@@ -1359,7 +1471,7 @@ class Worker {
     if (auto s = dst->run("BEGIN"); !s) return s;
     if (auto s = dst->run(in.create_staging); !s) return s;
     if (auto s = copy_rows(*src, *dst, apply::render_copy_out(t.config->source, source_columns, t.config->where),
-                           in.copy_in);
+                           in.copy_in, *tel_.table(t.config->source.display()).snapshot_rows);
         !s) {
       return s;
     }
@@ -1382,7 +1494,9 @@ class Worker {
   }
 
   /// Streams COPY OUT of the source into COPY IN of the target, one row buffer at a time.
-  static Status copy_rows(Session& src, Session& dst, const std::string& copy_out, const std::string& copy_in) {
+  /// Counts every row into `copied` as it passes (pgferry_snapshot_rows_total shows the progress).
+  static Status copy_rows(Session& src, Session& dst, const std::string& copy_out, const std::string& copy_in,
+                          prometheus::Counter& copied) {
     PgResultPtr out(PQexec(src.raw(), copy_out.c_str()));
     if (PQresultStatus(out.get()) != PGRES_COPY_OUT) {
       return runtime_error("source database", fmt::format("COPY failed: {}", PQerrorMessage(src.raw())));
@@ -1401,6 +1515,7 @@ class Worker {
       }
       const int put = PQputCopyData(dst.raw(), buf, n);
       PQfreemem(buf);
+      copied.Increment();
       if (put != 1) return runtime_error("target database", fmt::format("COPY failed: {}", PQerrorMessage(dst.raw())));
     }
     PgResultPtr out_end(PQgetResult(src.raw()));
@@ -1427,11 +1542,13 @@ class Worker {
     std::string xid;
     std::int64_t after_id = 0;
     int chunks = 0;
+    std::optional<double> latency;  // of its last chunk applied: observed once the transaction is whole
   };
 
   const Config& config_;
   std::vector<StreamTable> tables_;
   Control& control_;
+  Telemetry& tel_;
   std::map<std::int32_t, std::size_t> by_id_;
   std::vector<std::size_t> order_;  // parents before children
   std::optional<Session> source_;
@@ -1453,14 +1570,16 @@ class Worker {
   Reconnect source_rc_;
   Reconnect target_rc_;
   Backoff retry_backoff_;
-  std::set<std::int32_t> stopped_;                  // tables stopped until an operator resumes them
-  std::set<std::string> poisoned_;                  // poison_key()s held back behind open sync errors
-  std::map<std::int32_t, std::int64_t> confirmed_;  // table -> guard_confirmed_id
+  std::set<std::int32_t> stopped_;                   // tables stopped until an operator resumes them
+  std::map<std::int32_t, std::string> stop_reason_;  // why, for /status
+  std::set<std::string> poisoned_;                   // poison_key()s held back behind open sync errors
+  std::map<std::int32_t, std::int64_t> confirmed_;   // table -> guard_confirmed_id
   std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> chunk_deletes_;  // chunked txn: deletes, last id
   std::optional<std::size_t> failed_table_;  // the table whose statement failed last
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> unit{0.0, 1.0};
   bool fatal_ = false;
+  bool applied_once_ = false;  // by this process: pgferry_last_applied_timestamp_seconds is its own
   std::uint64_t batches_ = 0;
   std::uint64_t rows_ = 0;
   std::uint64_t spanning_ = 0;

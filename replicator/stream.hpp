@@ -23,6 +23,7 @@
 #include "capture_sql.hpp"
 #include "config.hpp"
 #include "result.hpp"
+#include "telemetry.hpp"
 
 struct pg_cancel;
 
@@ -57,6 +58,9 @@ class Control {
     request_stop();
   }
   [[nodiscard]] int give_up_code() const noexcept { return exit_code_.load(); }
+
+  /// Metrics and the state /status reports: every part of `run` writes here.
+  Telemetry telemetry;
 
  private:
   std::atomic<int> exit_code_{0};

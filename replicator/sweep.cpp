@@ -179,6 +179,9 @@ struct Sweeper::Impl {
     }
     const double took = seconds(Clock::now() - started);
     const double every = std::chrono::duration<double>(config.sweep.interval).count();
+    control.telemetry.sweep_done(
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() - took, took,
+        repaired);
     spdlog::info("sweep {} finished in {:.1f} s: {} table(s) swept, {} failed, {} row(s) repaired", n, took, swept,
                  failed, repaired);
     if (took > 0.8 * every) {
@@ -296,6 +299,8 @@ struct Sweeper::Impl {
       if (!u) return std::move(u).error();
       ++swept;
       repaired += *n;
+      if (*n > 0)
+        control.telemetry.table(t.config->source.display()).sweep_repaired->Increment(static_cast<double>(*n));
     }
     return Ok{};
   }
@@ -362,6 +367,10 @@ Sweeper::~Sweeper() { stop(); }
 
 void Sweeper::start() {
   if (impl_->thread.joinable()) return;
+  const bool any = std::any_of(impl_->tables.begin(), impl_->tables.end(),
+                               [](const StreamTable& t) { return t.config->updated_at.has_value(); });
+  impl_->control.telemetry.sweep_interval.Set(any ? std::chrono::duration<double>(impl_->config.sweep.interval).count()
+                                                  : 0.0);
   impl_->thread = std::thread([this] {
     try {
       impl_->run();

@@ -144,6 +144,12 @@ CliResult run_pgferry(const std::vector<std::string>& args, const std::map<std::
                       int timeout_s) {
   std::vector<std::string> argv{PGFERRY_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
+  if (!args.empty() && args.front() == "run" && !env.contains("PGFERRY_HTTP_LISTEN")) {
+    // `run` serves HTTP: on a free port, so tests side by side do not collide on 9187.
+    auto with_port = env;
+    with_port["PGFERRY_HTTP_LISTEN"] = "127.0.0.1:0";
+    return run_process(argv, with_port, timeout_s);
+  }
   return run_process(argv, env, timeout_s);
 }
 

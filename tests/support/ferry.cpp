@@ -28,6 +28,9 @@ FerryProcess::FerryProcess(const std::vector<std::string>& args, std::string log
     const auto eq = entry.find('=');
     if (eq != std::string::npos) merged[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
+  // Every replicator of every test serves HTTP on a port of its own (port 0: the kernel picks a
+  // free one; http_port() reads it from the log), so tests run side by side.
+  merged.try_emplace("PGFERRY_HTTP_LISTEN", "127.0.0.1:0");
   for (const auto& [k, v] : env) {
     if (v.empty()) {
       merged.erase(k);
@@ -122,6 +125,23 @@ long FerryProcess::peak_rss_kb() {
     }
   }
   return last_peak_kb_;
+}
+
+int FerryProcess::http_port(int timeout_ms) const {
+  static const std::string kMarker = "serving /metrics /healthz /readyz /status on http://";
+  int port = 0;
+  eventually(
+      [&] {
+        const std::string text = log();
+        const auto at = text.rfind(kMarker);
+        if (at == std::string::npos) return false;
+        const auto colon = text.find(':', at + kMarker.size());
+        if (colon == std::string::npos) return false;
+        port = std::atoi(text.c_str() + colon + 1);
+        return port > 0;
+      },
+      timeout_ms);
+  return port;
 }
 
 std::string FerryProcess::log() const {

@@ -40,6 +40,9 @@ class FerryProcess {
   void kill9();
   /// Peak resident set size in KiB (VmHWM) while running, else the last value read; 0 if unknown.
   long peak_rss_kb();
+  /// The HTTP port it serves /metrics etc. on (waits up to `timeout_ms` for the log line that
+  /// names it; the latest start's line when the log holds several). 0 if it never said.
+  [[nodiscard]] int http_port(int timeout_ms = 30000) const;
   /// Everything the process has written so far.
   [[nodiscard]] std::string log() const;
 
