@@ -23,9 +23,11 @@ FROM debian:bookworm-slim
 #   libpq.so.5 -> libpq5            libyaml-cpp.so.0.7 -> libyaml-cpp0.7
 #   libspdlog.so.1.10 -> libspdlog1.10   libfmt.so.9 -> libfmt9
 #   libstdc++.so.6 -> libstdc++6    (libgcc_s, libm, libc: libgcc-s1, libc6, already in the base)
-# apt pulls in their own dependencies (OpenSSL, Kerberos, LDAP for libpq). When the binary starts
-# linking more (libuv1, libsimdjson14, libprometheus-cpp-core1.0 for `pgferry run`), add them
-# here: the ldd check below fails the build until then.
+#   libuv.so.1 -> libuv1           libsimdjson.so.14 -> libsimdjson14
+#   libprometheus-cpp-core.so.1.0 -> libprometheus-cpp-core1.0   libcivetweb.so.1 -> libcivetweb1
+# apt pulls in their own dependencies (OpenSSL, Kerberos, LDAP for libpq). When the binary links
+# another library, add its package here: the ldd check below fails the image build, and the test
+# suite's dockerfile_runtime_packages test fails, until then.
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       ca-certificates \
@@ -33,6 +35,10 @@ RUN apt-get update -q \
       libyaml-cpp0.7 \
       libspdlog1.10 \
       libfmt9 \
+      libuv1 \
+      libsimdjson14 \
+      libprometheus-cpp-core1.0 \
+      libcivetweb1 \
       libstdc++6 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/pgferry /usr/local/bin/pgferry
@@ -48,5 +54,8 @@ WORKDIR /home/pgferry
 # Metrics and health (`http.listen`); 127.0.0.1 would be unreachable from outside the container.
 ENV PGFERRY_HTTP_LISTEN=0.0.0.0:9187
 EXPOSE 9187
+# Healthy while replication is (the running instance's /status: connected, no table stopped, lag
+# under health.max_lag); configure with the same PGFERRY_* variables or PGFERRY_CONFIG as `run`.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s CMD ["pgferry", "status"]
 ENTRYPOINT ["pgferry"]
 CMD ["run"]
