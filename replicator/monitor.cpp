@@ -62,6 +62,24 @@ Session* session(std::optional<Session>& slot, const std::string& conninfo, cons
 
 }  // namespace
 
+Result<JournalMeasure> measure_journal(Session& source) {
+  auto r = source.exec(kJournal);
+  if (!r) return std::move(r).error();
+  auto size = source.exec(kJournalSize);
+  if (!size) return std::move(size).error();
+  JournalMeasure m;
+  for (int i = 0; i < PQntuples(r->get()); ++i) {
+    auto& t = m.by_table[PQgetvalue(r->get(), i, 0)];
+    t.rows = std::strtoll(PQgetvalue(r->get(), i, 1), nullptr, 10);
+    t.oldest_age = std::max(0.0, std::strtod(PQgetvalue(r->get(), i, 2), nullptr));
+    m.rows += t.rows;
+    m.oldest_age = std::max(m.oldest_age, t.oldest_age);
+  }
+  m.bytes = std::strtoll(PQgetvalue(size->get(), 0, 0), nullptr, 10);
+  m.notify_queue_usage = std::strtod(PQgetvalue(size->get(), 0, 1), nullptr);
+  return m;
+}
+
 HealthMonitor::HealthMonitor(const Config& config, Telemetry& telemetry)
     : config_(config), telemetry_(telemetry), conns_(std::make_unique<Connections>()) {}
 
@@ -102,25 +120,16 @@ void HealthMonitor::measure() {
     return it == display.end() ? quoted : it->second;
   };
   if (Session* src = session(conns_->source, config_.source, "source", conns_->source_warned)) {
-    auto r = src->exec(kJournal);
-    auto size = r ? src->exec(kJournalSize) : Result<PgResultPtr>(r.error());
-    if (r && size) {
+    auto j = measure_journal(*src);
+    if (j) {
       std::map<std::string, Telemetry::TableBacklog> by_table;
-      std::int64_t rows = 0;
-      double oldest = 0;
-      for (int i = 0; i < PQntuples(r->get()); ++i) {
-        auto& b = by_table[name_of(PQgetvalue(r->get(), i, 0))];
-        b.rows += std::strtoll(PQgetvalue(r->get(), i, 1), nullptr, 10);
-        b.oldest_age = std::max(b.oldest_age, std::max(0.0, std::strtod(PQgetvalue(r->get(), i, 2), nullptr)));
-        rows += std::strtoll(PQgetvalue(r->get(), i, 1), nullptr, 10);
-        oldest = std::max(oldest, b.oldest_age);
-      }
-      m.backlog_rows = rows;
-      m.oldest_change_age = oldest;
+      for (const auto& [quoted, t] : j->by_table) by_table[name_of(quoted)] = {t.rows, t.oldest_age};
+      m.backlog_rows = j->rows;
+      m.oldest_change_age = j->oldest_age;
       m.backlog_by_table = std::move(by_table);
+      m.journal_bytes = j->bytes;
+      m.notify_queue_usage = j->notify_queue_usage;
       conns_->journal_warned = false;
-      m.journal_bytes = std::strtoll(PQgetvalue(size->get(), 0, 0), nullptr, 10);
-      m.notify_queue_usage = std::strtod(PQgetvalue(size->get(), 0, 1), nullptr);
       trend_.add(now_seconds(), *m.backlog_rows);
       if (const double growing = trend_.growing_for(); growing >= 600) {
         recommendations.push_back(fmt::format(
@@ -130,7 +139,7 @@ void HealthMonitor::measure() {
       }
     } else {
       if (!std::exchange(conns_->journal_warned, true)) {
-        spdlog::warn("health monitor: cannot measure the journal: {}", (r ? size.error() : r.error()).describe());
+        spdlog::warn("health monitor: cannot measure the journal: {}", j.error().describe());
       }
       conns_->source.reset();
     }

@@ -6,16 +6,37 @@
 // an operator sees is the lag there is) and a slow measurement never delays a batch.
 
 #include <condition_variable>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "config.hpp"
+#include "result.hpp"
 #include "status.hpp"
 
 namespace pgferry {
 
 class Telemetry;
+class Session;
+
+/// The source journal, measured: per captured table (quoted name, as captured_table has it) the
+/// rows waiting and the age of the oldest on the source's clock; the totals; the journal's size
+/// and the NOTIFY queue's usage. `run`'s monitor and `pgferry status` measure it the same way.
+struct JournalMeasure {
+  struct Table {
+    std::int64_t rows = 0;
+    double oldest_age = 0;
+  };
+  std::map<std::string, Table> by_table;
+  std::int64_t rows = 0;
+  double oldest_age = 0;
+  std::int64_t bytes = 0;
+  double notify_queue_usage = 0;
+};
+[[nodiscard]] Result<JournalMeasure> measure_journal(Session& source);
 
 class HealthMonitor {
  public:

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "http_client.hpp"
+#include "monitor.hpp"
 #include "pg.hpp"
 #include "setup.hpp"
 #include "status.hpp"
@@ -67,44 +68,34 @@ void keep_latest(std::optional<double>& latest, const std::optional<double>& t) 
   if (t && (!latest || *t > *latest)) latest = t;
 }
 
+/// Connects to one database for `status`, recording the connection (up, or down with why).
+std::optional<Session> connect_side(const std::string& conninfo, const char* name, status::Snapshot& s) {
+  status::Connection conn;
+  conn.name = name;
+  auto db = Session::connect(conninfo, name, "pgferry status");
+  conn.up = db.ok();
+  if (!db) conn.error = error_text(db.error());
+  s.connections.push_back(std::move(conn));
+  if (!db) return std::nullopt;
+  return std::move(*db);
+}
+
 /// The journal on the source: backlog, the age of its oldest change on the source's clock, its
 /// size on disk, and how full the NOTIFY queue is. `age_by_table`: the oldest change's age per
 /// captured table (quoted name), from which the lag of the streaming tables is taken.
 void read_source(const Config& config, status::Snapshot& s, std::map<std::string, double>& age_by_table) {
-  status::Connection conn;
-  conn.name = "source";
-  auto db = Session::connect(config.source, "source", "pgferry status");
-  if (!db) {
-    conn.error = error_text(db.error());
-    s.connections.push_back(std::move(conn));
+  auto db = connect_side(config.source, "source", s);
+  if (!db) return;
+  auto j = measure_journal(*db);
+  if (!j) {
+    s.recommendations.push_back(read_failure("the source journal", *db, j.error()));
     return;
   }
-  conn.up = true;
-  s.connections.push_back(std::move(conn));
-  auto r = db->exec(
-      "SELECT count(*), "
-      "coalesce(greatest(extract(epoch FROM clock_timestamp() - min(captured_at)), 0), 0)::float8, "
-      "pg_total_relation_size('pgferry.journal'), pg_notification_queue_usage() "
-      "FROM pgferry.journal");
-  if (!r) {
-    s.recommendations.push_back(read_failure("the source journal", *db, r.error()));
-    return;
-  }
-  const PGresult* res = r->get();
-  s.backlog_rows = int_at(res, 0, 0);
-  s.oldest_change_age_seconds = double_at(res, 0, 1);
-  s.journal_bytes = int_at(res, 0, 2);
-  s.notify_queue_usage = double_at(res, 0, 3);
-  auto ages = db->exec(
-      "SELECT c.source_table, greatest(extract(epoch FROM clock_timestamp() - min(j.captured_at)), 0)::float8 "
-      "FROM pgferry.journal j JOIN pgferry.captured_table c ON c.id = j.table_id GROUP BY 1");
-  if (!ages) {
-    s.recommendations.push_back(read_failure("the source journal", *db, ages.error()));
-    return;
-  }
-  for (int i = 0; i < PQntuples(ages->get()); ++i) {
-    age_by_table[value(ages->get(), i, 0)] = double_at(ages->get(), i, 1).value_or(0);
-  }
+  s.backlog_rows = j->rows;
+  s.oldest_change_age_seconds = j->oldest_age;
+  s.journal_bytes = j->bytes;
+  s.notify_queue_usage = j->notify_queue_usage;
+  for (const auto& [quoted, t] : j->by_table) age_by_table[quoted] = t.oldest_age;
 }
 
 /// The configured tables as pgferry.table_state on the target records them, and the open sync
@@ -116,16 +107,8 @@ void read_target(const Config& config, status::Snapshot& s) {
     table.target = t.target.display();
     s.tables.push_back(std::move(table));
   }
-  status::Connection conn;
-  conn.name = "target";
-  auto db = Session::connect(config.target, "target", "pgferry status");
-  if (!db) {
-    conn.error = error_text(db.error());
-    s.connections.push_back(std::move(conn));
-    return;
-  }
-  conn.up = true;
-  s.connections.push_back(std::move(conn));
+  auto db = connect_side(config.target, "target", s);
+  if (!db) return;
 
   auto states = db->exec(
       "SELECT source_table, status, coalesce(stop_reason, ''), rows_applied, "
