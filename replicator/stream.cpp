@@ -272,11 +272,6 @@ class Worker {
     // Tables whose initial copy is pending, running or waiting for its journal rows to be
     // discarded are held back until that is done; stopped tables until an operator resumes them.
     if (auto r = load_table_states(); !r) return r;
-    // The last apply survives restarts: a replicator that crash-loops must not look fresh.
-    auto last = target_->scalar(
-        "SELECT coalesce(extract(epoch FROM max(last_applied_at))::float8, 0) FROM pgferry.table_state");
-    if (!last) return std::move(last).error();
-    if (const double at = std::strtod(last->c_str(), nullptr); at > 0 && !applied_once_) tel_.last_applied.Set(at);
     if (auto r = prepare_tables(); !r) return r;
     if (auto r = load_poisoned(); !r) return r;
     tel_.connection_up(Conn::Target);
@@ -446,7 +441,7 @@ class Worker {
   Status load_table_states() {
     auto r = target_->exec(
         "SELECT source_table, status, copy_snapshot, coalesce(stop_class, ''), coalesce(guard_confirmed_id, 0), "
-        "coalesce(stop_reason, '') FROM pgferry.table_state");
+        "coalesce(stop_reason, ''), coalesce(extract(epoch FROM last_applied_at)::float8, 0) FROM pgferry.table_state");
     if (!r) return std::move(r).error();
     struct State {
       std::string status, snapshot, stop_class;
@@ -454,10 +449,14 @@ class Worker {
       std::string stop_reason;
     };
     std::map<std::string, State> states;
+    double last_applied = 0;
     for (int i = 0; i < PQntuples(r->get()); ++i) {
+      last_applied = std::max(last_applied, std::strtod(PQgetvalue(r->get(), i, 6), nullptr));
       states[value(r->get(), i, 0)] = {value(r->get(), i, 1), value(r->get(), i, 2), value(r->get(), i, 3),
                                        std::strtoll(PQgetvalue(r->get(), i, 4), nullptr, 10), value(r->get(), i, 5)};
     }
+    // The last apply survives restarts: a replicator that crash-loops must not look fresh.
+    if (last_applied > 0 && !applied_once_) tel_.last_applied.Set(last_applied);
     held_.clear();
     stopped_.clear();
     for (const auto& t : tables_) {
@@ -875,27 +874,25 @@ class Worker {
       tel_.sync_error(tables_[by_id_.at(c->table_id)].config->source.display(), "held_back");
     }
     const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    std::map<std::int32_t, std::int64_t> per_table;
+    // Counted per table and op here, added to the series once per batch (not once per row).
+    struct Counts {
+      std::int64_t insert = 0, update = 0, remove = 0, truncate = 0;
+    };
+    std::map<std::int32_t, Counts> per_table;
     for (const auto& c : batch) {
       if (not_applied.contains(c.id)) continue;
-      auto& series = tel_.table(tables_[by_id_.at(c.table_id)].config->source.display());
-      switch (c.op) {
-        case Op::Insert:
-          series.inserts->Increment();
-          break;
-        case Op::Update:
-          series.updates->Increment();
-          break;
-        case Op::Delete:
-          series.deletes->Increment();
-          break;
-        case Op::Truncate:
-          series.truncates->Increment();
-          break;
-      }
-      ++per_table[c.table_id];
+      auto& n = per_table[c.table_id];
+      ++(c.op == Op::Insert ? n.insert : c.op == Op::Update ? n.update : c.op == Op::Delete ? n.remove : n.truncate);
     }
-    for (const auto& [id, n] : per_table) tel_.table_applied(tables_[by_id_.at(id)].config->source.display(), n, now);
+    for (const auto& [id, n] : per_table) {
+      const auto name = tables_[by_id_.at(id)].config->source.display();
+      auto& series = tel_.table(name);
+      for (auto [counter, value] : {std::pair{series.inserts, n.insert}, std::pair{series.updates, n.update},
+                                    std::pair{series.deletes, n.remove}, std::pair{series.truncates, n.truncate}}) {
+        if (value > 0) counter->Increment(static_cast<double>(value));
+      }
+      tel_.table_applied(name, n.insert + n.update + n.remove + n.truncate, now);
+    }
     for (int i = 0; i < PQntuples(ack); ++i) {
       const double latency = std::max(0.0, std::strtod(PQgetvalue(ack, i, 0), nullptr));
       if (chunk_) {
