@@ -225,14 +225,33 @@ void Telemetry::connection_down(Conn c, std::string error, std::chrono::millisec
 
 void Telemetry::table_phase(const std::string& source, std::string phase, std::string reason) {
   auto& series = table(source);
-  series.stopped->Set(phase == "stopped" ? 1 : 0);
-  std::lock_guard lock(mu_);
-  for (auto& t : tables_) {
-    if (t.source != source) continue;
-    t.phase = std::move(phase);
-    t.reason = std::move(reason);
-    break;  // names are unique
+  const bool stopped = phase == "stopped";
+  {
+    std::lock_guard lock(mu_);
+    for (auto& t : tables_) {
+      if (t.source != source) continue;
+      t.phase = std::move(phase);
+      t.reason = std::move(reason);
+      break;  // names are unique
+    }
+    // A table that stops (or resumes) leaves (or joins) the replication lag now, not at the next
+    // measurement.
+    if (lag_) publish_lag_locked();
   }
+  series.stopped->Set(stopped ? 1 : 0);
+}
+
+void Telemetry::publish_lag_locked() {
+  // The lag is that of the tables that stream: a stopped table's or a copying table's rows wait
+  // on purpose (their own alerts say so).
+  double lag = 0;
+  for (const auto& t : tables_) {
+    if (t.phase != "streaming" && t.phase != "starting") continue;
+    const auto it = table_age_.find(t.source);
+    if (it != table_age_.end()) lag = std::max(lag, it->second);
+  }
+  replication_lag.Set(lag);
+  lag_ = lag;
 }
 
 void Telemetry::table_applied(const std::string& source, std::int64_t rows, double unix_seconds) {
@@ -265,26 +284,19 @@ void Telemetry::measured(const Measured& m, const std::vector<std::string>& extr
     for (const auto& [name, s] : series_) names.push_back(name);
   }
   if (m.backlog_by_table) {
-    // The lag is that of the tables that stream: a stopped table's or a copying table's rows wait
-    // on purpose (their own alerts say so).
-    double lag = 0;
-    std::map<std::string, std::string> phases;
-    {
-      std::lock_guard lock(mu_);
-      for (const auto& t : tables_) phases[t.source] = t.phase;
-    }
+    std::map<std::string, double> ages;
     for (const auto& name : names) {
       const auto it = m.backlog_by_table->find(name);
       const TableBacklog b = it == m.backlog_by_table->end() ? TableBacklog{} : it->second;
       auto& series = table(name);
       series.backlog_rows->Set(static_cast<double>(b.rows));
       series.lag->Set(b.oldest_age);
-      if (phases[name] == "streaming" || phases[name] == "starting") lag = std::max(lag, b.oldest_age);
+      ages[name] = b.oldest_age;
     }
-    replication_lag.Set(lag);
     last_check.Set(unix_now());
     std::lock_guard lock(mu_);
-    lag_ = lag;
+    table_age_ = std::move(ages);
+    publish_lag_locked();
     lag_measured_ = Clock::now();
   }
   if (m.open_errors) {
