@@ -106,6 +106,7 @@ CopyIn render_copy_in(const TargetShape& t, const std::string& staging, Compare 
   c.create_staging = fmt::format("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA", s,
                                  joined(t.columns, ""), t.table.quoted());
   c.copy_in = fmt::format("COPY {} ({}) FROM STDIN", s, joined(t.columns, ""));
+  c.copy_direct = fmt::format("COPY {} ({}) FROM STDIN", t.table.quoted(), joined(t.columns, ""));
   c.upsert = upsert_from(t, fmt::format("SELECT {} FROM {}", joined(t.columns, ""), s), compare);
   c.delete_missing = fmt::format("DELETE FROM {} AS t WHERE NOT EXISTS (SELECT 1 FROM {} AS s WHERE {})",
                                  t.table.quoted(), s, key_match(t, "s", "t"));

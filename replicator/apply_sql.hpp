@@ -57,6 +57,7 @@ enum class Compare : unsigned char {
 struct CopyIn {
   std::string create_staging;
   std::string copy_in;
+  std::string copy_direct;  // COPY straight into the target table (when it is empty)
   std::string upsert;
   std::string delete_missing;
   std::string drop_staging;

@@ -27,7 +27,7 @@ struct Change {
   std::string old_key;
   /// I/U: the row image, a JSON object keyed by source column names. Empty for D and T.
   std::string image;
-  std::string captured_at;  // clock_timestamp() in the trigger, as text
+  std::string captured_at;  // clock_timestamp() in the trigger: seconds since the epoch, as text
 };
 
 /// Decodes one journal row. `old_key_json` and `new_row_json` are the jsonb columns as text

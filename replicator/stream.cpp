@@ -139,7 +139,7 @@ WITH head AS (
   -- scalar subquery, computed once. (Joining CTEs, the planner, misled by journal statistics
   -- taken while it was nearly empty, chose a nested loop over two 10,000-row CTEs: 13 s per
   -- batch on a 468k-row backlog instead of 58 ms.)
-  SELECT c.id, c.xid, c.table_id, c.op, c.old_key, c.new_row, c.captured_at FROM cut c
+  SELECT c.id, c.xid, c.table_id, c.op, c.old_key, c.new_row, extract(epoch FROM c.captured_at)::float8 FROM cut c
   WHERE NOT EXISTS (SELECT 1 FROM pgferry.journal j
                     WHERE j.xid = c.xid AND j.id > (SELECT max(id) FROM cut) AND j.table_id <> ALL ($1::int[]))
 )
@@ -147,7 +147,7 @@ SELECT * FROM batch
 UNION ALL
 -- No whole transaction fits although the journal has rows: one row of NULLs says so, decided in
 -- this statement's snapshot (a second statement could see a commit that landed in between).
-SELECT NULL::bigint, NULL::xid8, NULL::integer, NULL::"char", NULL::jsonb, NULL::jsonb, NULL::timestamptz
+SELECT NULL::bigint, NULL::xid8, NULL::integer, NULL::"char", NULL::jsonb, NULL::jsonb, NULL::float8
 WHERE EXISTS (SELECT 1 FROM head) AND NOT EXISTS (SELECT 1 FROM batch)
 ORDER BY 1)";
 
@@ -163,14 +163,17 @@ FROM pgferry.journal WHERE table_id <> ALL ($1::int[])
 GROUP BY xid ORDER BY max(id) LIMIT $2)";
 
 constexpr const char* kReadTransactions = R"(
-SELECT id, xid, table_id, op, old_key, new_row, captured_at FROM pgferry.journal
+SELECT id, xid, table_id, op, old_key, new_row, extract(epoch FROM captured_at)::float8 FROM pgferry.journal
 WHERE xid = ANY ($1::xid8[]) AND table_id <> ALL ($2::int[])
 ORDER BY id)";
 
 constexpr const char* kReadChunk = R"(
-SELECT id, xid, table_id, op, old_key, new_row, captured_at FROM pgferry.journal
+SELECT id, xid, table_id, op, old_key, new_row, extract(epoch FROM captured_at)::float8 FROM pgferry.journal
 WHERE xid = $1::xid8 AND id > $2 AND table_id <> ALL ($3::int[])
 ORDER BY id LIMIT $4)";
+
+constexpr const char* kReadBatchName = "pgferry_read_batch";
+constexpr const char* kReadChunkName = "pgferry_read_chunk";
 
 class Worker {
  public:
@@ -240,7 +243,14 @@ class Worker {
     // loop over a materialized scan of the whole journal for the reader's statement (138 s per
     // batch on a 200k-row backlog instead of 22 ms). Every reader statement has an index, so
     // keep the reader on them; and JIT never pays for these small statements.
-    if (auto r = source_->run("SET enable_seqscan = off; SET jit = off"); !r) return r;
+    // The two statements of every batch are prepared with a generic plan: planning the batch
+    // read cost ~0.6 ms, most of its time for a one-row batch (its generic plan is ~0.15 ms).
+    if (auto r = source_->run("SET enable_seqscan = off; SET jit = off; SET plan_cache_mode = force_generic_plan");
+        !r) {
+      return r;
+    }
+    if (auto r = source_->prepare(kReadBatchName, kReadBatch); !r) return r;
+    if (auto r = source_->prepare(kReadChunkName, kReadChunk); !r) return r;
     bell_on_ = std::nullopt;
     suspects_.clear();
     tel_.connection_up(Conn::Source);
@@ -540,15 +550,17 @@ class Worker {
     std::vector<Change> batch;
     if (auto s = read_batch(batch); !s) return s;
     if (!batch.empty()) {
-      if (bell_on_ != false) {
-        // Busy: writers need not ring; spare them NOTIFY's cluster-wide commit lock.
-        if (auto s = source_->run("SELECT setval('pgferry.doorbell', 0)"); !s) return s;
-        bell_on_ = false;
-        tel_.doorbell_armed.Set(0);
-      }
       const auto before = batches_;
       auto s = apply_and_ack(batch);
       if (batches_ == before) chunk_.reset();  // nothing acked (a table stopped): read those rows again
+      if (!s) return s;
+      if (bell_on_ != false) {
+        // Busy: writers need not ring; spare them NOTIFY's cluster-wide commit lock. (After the
+        // batch, not before: a change that rang waits for nothing but its own apply.)
+        if (auto r = source_->run("SELECT setval('pgferry.doorbell', 0)"); !r) return r;
+        bell_on_ = false;
+        tel_.doorbell_armed.Set(0);
+      }
       return s;
     }
     if (chunk_) return Ok{};  // a large transaction is being streamed: keep going
@@ -589,8 +601,8 @@ class Worker {
     skip.insert(stopped_.begin(), stopped_.end());
     const std::string held = pg_int_array(skip);
     if (chunk_) return read_chunk(out, held);
-    auto r = source_->query(kReadBatch,
-                            {held, std::to_string(config_.batch.max_rows), std::to_string(config_.batch.max_bytes)});
+    auto r = source_->exec_prepared(
+        kReadBatchName, {held, std::to_string(config_.batch.max_rows), std::to_string(config_.batch.max_bytes)});
     if (!r) return std::move(r).error();
     const bool too_large = PQntuples(r->get()) == 1 && PQgetisnull(r->get(), 0, 0) != 0;
     if (too_large) return read_by_commit_order(out, held);
@@ -642,8 +654,8 @@ class Worker {
   }
 
   Status read_chunk(std::vector<Change>& out, const std::string& held) {
-    auto r = source_->query(
-        kReadChunk, {chunk_->xid, std::to_string(chunk_->after_id), held, std::to_string(config_.batch.max_rows)});
+    auto r = source_->exec_prepared(
+        kReadChunkName, {chunk_->xid, std::to_string(chunk_->after_id), held, std::to_string(config_.batch.max_rows)});
     if (!r) return std::move(r).error();
     if (auto s = decode(r->get(), out); !s) return s;
     if (out.empty()) {
@@ -840,16 +852,14 @@ class Worker {
     std::vector<std::int64_t> ids;
     ids.reserve(batch.size());
     for (const auto& c : batch) ids.push_back(c.id);
-    // The ack also measures each transaction's end-to-end latency on the source's clock: now
-    // (after the target committed) minus its last captured change (the statement's snapshot
-    // still sees the rows it deletes).
-    auto ack = source_->query(
+    // The ack also reads the source's clock (after the target committed): each transaction's
+    // end-to-end latency is that minus its last captured change, on the source's clock.
+    auto ack = source_->scalar(
         "WITH acked AS (DELETE FROM pgferry.journal WHERE id = ANY ($1::bigint[])) "
-        "SELECT extract(epoch FROM clock_timestamp() - max(captured_at))::float8 FROM pgferry.journal "
-        "WHERE id = ANY ($1::bigint[]) GROUP BY xid",
+        "SELECT extract(epoch FROM clock_timestamp())::float8",
         {pg_array(ids)});
     if (!ack) return std::move(ack).error();
-    record_applied(batch, rejected, held, ack->get(), started);
+    record_applied(batch, rejected, held, std::strtod(ack->c_str(), nullptr), started);
     ++batches_;
     rows_ += batch.size();
     acked_since_vacuum_ += batch.size();
@@ -860,10 +870,10 @@ class Worker {
     return Ok{};
   }
 
-  /// The metrics of a batch the target committed and the source acknowledged; `ack` holds one
-  /// latency (seconds) per source transaction.
+  /// The metrics of a batch the target committed and the source acknowledged at `acked` (the
+  /// source's clock, seconds since the epoch).
   void record_applied(const std::vector<Change>& batch, const std::vector<Rejected>& rejected,
-                      const std::vector<const Change*>& held, const PGresult* ack, Clock::time_point started) {
+                      const std::vector<const Change*>& held, double acked, Clock::time_point started) {
     std::set<std::int64_t> not_applied;
     for (const auto& x : rejected) {
       not_applied.insert(x.change->id);
@@ -893,8 +903,16 @@ class Worker {
       }
       tel_.table_applied(name, n.insert + n.update + n.remove + n.truncate, now);
     }
-    for (int i = 0; i < PQntuples(ack); ++i) {
-      const double latency = std::max(0.0, std::strtod(PQgetvalue(ack, i, 0), nullptr));
+    // Per source transaction, its last captured change (the batch holds whole transactions, or
+    // one chunk of one).
+    std::map<std::string_view, double> last_captured;
+    for (const auto& c : batch) {
+      const double at = std::strtod(c.captured_at.c_str(), nullptr);
+      auto [it, fresh] = last_captured.try_emplace(c.xid, at);
+      if (!fresh) it->second = std::max(it->second, at);
+    }
+    for (const auto& [xid, at] : last_captured) {
+      const double latency = std::max(0.0, acked - at);
       if (chunk_) {
         chunk_->latency = latency;  // observed when the transaction's last chunk is in
       } else {
@@ -1299,8 +1317,10 @@ class Worker {
   Status maybe_vacuum() {
     const auto every = static_cast<std::uint64_t>(config_.journal.vacuum_after_rows);
     if (every == 0 || !may_vacuum_ || acked_since_vacuum_ < every) return Ok{};
+    // At most 10% of the time: a vacuum scans the whole journal, so while a large backlog drains
+    // (1M rows: ~100 ms each) it would otherwise cost more than the rows it lets be reused.
     const auto now = Clock::now();
-    if (now - last_vacuum_ < milliseconds(100)) return Ok{};
+    if (now - last_vacuum_ < std::max<Clock::duration>(milliseconds(100), 9 * last_vacuum_took_)) return Ok{};
     if (!vacuum_checked_) {
       vacuum_checked_ = true;
       auto owner = source_->scalar(
@@ -1316,6 +1336,7 @@ class Worker {
     const auto started = Clock::now();
     if (auto s = source_->run("VACUUM (SKIP_LOCKED) pgferry.journal"); !s) return s;
     last_vacuum_ = Clock::now();
+    last_vacuum_took_ = last_vacuum_ - started;
     spdlog::debug("vacuumed the journal after {} acknowledged row(s) in {} ms", acked_since_vacuum_,
                   std::chrono::duration_cast<milliseconds>(last_vacuum_ - started).count());
     acked_since_vacuum_ = 0;
@@ -1465,35 +1486,47 @@ class Worker {
     source_columns.reserve(t.mapping.size());
     for (const auto& [s, d] : t.mapping) source_columns.push_back(s);
     const auto in = apply::render_copy_in(t.shape, "pgferry_copy", apply::Compare::Text);
+    const auto copy_out = apply::render_copy_out(t.config->source, source_columns, t.config->where);
+    auto& copied = *tel_.table(t.config->source.display()).snapshot_rows;
     if (auto s = dst->run("BEGIN"); !s) return s;
-    if (auto s = dst->run(in.create_staging); !s) return s;
-    if (auto s = copy_rows(*src, *dst, apply::render_copy_out(t.config->source, source_columns, t.config->where),
-                           in.copy_in, *tel_.table(t.config->source.display()).snapshot_rows);
-        !s) {
+    // An empty target table (the first copy, usually) takes the rows straight from COPY, as fast
+    // as a COPY pipe; one that has rows (a re-copy) is brought equal to the snapshot through a
+    // staging table: its missing rows deleted, the others upserted. The lock keeps other writers
+    // (there should be none) from filling it between the check and the COPY; readers and foreign key
+    // checks of other tables go on.
+    if (auto s = dst->run(fmt::format("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", t.shape.table.quoted())); !s)
       return s;
+    auto empty = dst->scalar(fmt::format("SELECT NOT EXISTS (SELECT FROM {})", t.shape.table.quoted()));
+    if (!empty) return std::move(empty).error();
+    std::int64_t rows = 0;
+    if (*empty == "t") {
+      if (auto s = copy_rows(*src, *dst, copy_out, in.copy_direct, copied, rows); !s) return s;
+    } else {
+      if (auto s = dst->run(in.create_staging); !s) return s;
+      if (auto s = copy_rows(*src, *dst, copy_out, in.copy_in, copied, rows); !s) return s;
+      if (auto s = dst->run(in.delete_missing); !s) return s;
+      auto up = dst->exec(in.upsert);
+      if (!up) return std::move(up).error();
     }
-    if (auto s = dst->run(in.delete_missing); !s) return s;
-    auto up = dst->exec(in.upsert);
-    if (!up) return std::move(up).error();
-    auto rows = dst->scalar("SELECT count(*) FROM pgferry_copy");
-    if (!rows) return std::move(rows).error();
     auto done = dst->query(
-        "UPDATE pgferry.table_state SET status = 'streaming', snapshot_done = now(), snapshot_rows = $2, "
+        "UPDATE pgferry.table_state SET status = 'streaming', snapshot_done = clock_timestamp(), snapshot_rows = $2, "
         "copy_snapshot = $3, stop_reason = NULL, updated_at = now() WHERE source_table = $1",
-        {t.source_name, *rows, *snap});
+        {t.source_name, std::to_string(rows), *snap});
     if (!done) return std::move(done).error();
     if (auto s = dst->run("COMMIT"); !s) return s;
     (void)src->run("COMMIT");
     copy_snapshot_ = *snap;
     const auto secs = std::chrono::duration<double>(Clock::now() - started).count();
-    spdlog::info("{}: initial copy done: {} row(s) in {:.1f} s", t.label, *rows, secs);
+    spdlog::info("{}: initial copy done: {} row(s) in {:.1f} s{}", t.label, rows, secs,
+                 *empty == "t" ? "" : " (the target table had rows: brought equal to the snapshot)");
     return Ok{};
   }
 
   /// Streams COPY OUT of the source into COPY IN of the target, one row buffer at a time.
-  /// Counts every row into `copied` as it passes (pgferry_snapshot_rows_total shows the progress).
+  /// Counts every row into `copied` as it passes (pgferry_snapshot_rows_total shows the progress)
+  /// and into `rows`.
   static Status copy_rows(Session& src, Session& dst, const std::string& copy_out, const std::string& copy_in,
-                          prometheus::Counter& copied) {
+                          prometheus::Counter& copied, std::int64_t& rows) {
     PgResultPtr out(PQexec(src.raw(), copy_out.c_str()));
     if (PQresultStatus(out.get()) != PGRES_COPY_OUT) {
       return runtime_error("source database", fmt::format("COPY failed: {}", PQerrorMessage(src.raw())));
@@ -1513,6 +1546,7 @@ class Worker {
       const int put = PQputCopyData(dst.raw(), buf, n);
       PQfreemem(buf);
       copied.Increment();
+      ++rows;
       if (put != 1) return runtime_error("target database", fmt::format("COPY failed: {}", PQerrorMessage(dst.raw())));
     }
     PgResultPtr out_end(PQgetResult(src.raw()));
@@ -1585,6 +1619,7 @@ class Worker {
   bool may_vacuum_ = true;
   bool vacuum_checked_ = false;
   Clock::time_point last_vacuum_{};
+  Clock::duration last_vacuum_took_{};
   Clock::time_point last_report_ = Clock::now();
   Clock::time_point last_request_check_{};
 };

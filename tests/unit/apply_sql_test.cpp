@@ -67,6 +67,7 @@ TEST(ApplySql, CopyInStagesThenUpsertsAndRemovesWhatTheSourceLacks) {
             "CREATE TEMP TABLE \"pgferry_copy\" ON COMMIT DROP AS SELECT \"id\", \"name\", \"status\" FROM "
             "\"public\".\"chat_users\" WITH NO DATA");
   EXPECT_EQ(c.copy_in, "COPY \"pgferry_copy\" (\"id\", \"name\", \"status\") FROM STDIN");
+  EXPECT_EQ(c.copy_direct, "COPY \"public\".\"chat_users\" (\"id\", \"name\", \"status\") FROM STDIN");
   EXPECT_NE(c.upsert.find("SELECT \"id\", \"name\", \"status\" FROM \"pgferry_copy\" ON CONFLICT (\"id\")"),
             std::string::npos)
       << c.upsert;
