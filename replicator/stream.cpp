@@ -151,6 +151,18 @@ SELECT NULL::bigint, NULL::xid8, NULL::integer, NULL::"char", NULL::jsonb, NULL:
 WHERE EXISTS (SELECT 1 FROM head) AND NOT EXISTS (SELECT 1 FROM batch)
 ORDER BY 1)";
 
+/// The batch read while the journal is nearly empty (the replicator keeps up): every visible row,
+/// if there are fewer than $2. Then every transaction in it is whole (none has a visible row
+/// after them), so it is the batch kReadBatch would return, at half the cost (~0.5 ms less, most
+/// of it planning kReadBatch's CTEs): what a change waits for when it rang the doorbell.
+constexpr const char* kReadAll = R"(
+SELECT id, xid, table_id, op, old_key, new_row, extract(epoch FROM captured_at)::float8,
+       sum(coalesce(pg_column_size(new_row), 0) + coalesce(pg_column_size(old_key), 0) + 64) OVER (ORDER BY id)
+FROM (SELECT * FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) ORDER BY id LIMIT $2) j
+ORDER BY id)";
+/// The most rows kReadAll takes (fewer when batch.max_rows is lower).
+constexpr std::int64_t kReadAllRows = 64;
+
 /// When the head holds no whole transaction (a large one fills it): the transactions in an order
 /// consistent with commit order, by their last id, with their sizes. Taking the first few by last
 /// id is as safe as the head: if T touched a row after U committed, U's last id is below T's id
@@ -596,11 +608,23 @@ class Worker {
     skip.insert(stopped_.begin(), stopped_.end());
     const std::string held = pg_int_array(skip);
     if (chunk_) return read_chunk(out, held);
+    if (nearly_empty_) {
+      const auto limit = std::min<std::int64_t>(kReadAllRows, config_.batch.max_rows);
+      auto all = source_->query(kReadAll, {held, std::to_string(limit)});
+      if (!all) return std::move(all).error();
+      const int n = PQntuples(all->get());
+      if (n < limit &&
+          (n == 0 || std::strtoll(PQgetvalue(all->get(), n - 1, 7), nullptr, 10) <= config_.batch.max_bytes)) {
+        return decode(all->get(), out);
+      }
+      nearly_empty_ = false;  // a backlog: the full read, until a batch is small again
+    }
     auto r = source_->query(kReadBatch,
                             {held, std::to_string(config_.batch.max_rows), std::to_string(config_.batch.max_bytes)});
     if (!r) return std::move(r).error();
     const bool too_large = PQntuples(r->get()) == 1 && PQgetisnull(r->get(), 0, 0) != 0;
     if (too_large) return read_by_commit_order(out, held);
+    nearly_empty_ = PQntuples(r->get()) < kReadAllRows;
     return decode(r->get(), out);
   }
 
@@ -1583,6 +1607,7 @@ class Worker {
   std::string suspects_;  // xid8[] text of writers that may have seen the bell disarmed
   milliseconds suspect_wait_{5};
   std::optional<Chunking> chunk_;
+  bool nearly_empty_ = true;     // the last read found few rows: try kReadAll first
   std::set<std::int32_t> held_;  // tables whose journal rows wait for their initial copy
   std::set<std::int32_t> pending_copy_;
   std::thread copier_;
