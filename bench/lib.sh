@@ -76,6 +76,32 @@ q() {
   psql -X -q -v ON_ERROR_STOP=1 -At -h 127.0.0.1 -p "$port" -U postgres -d app -c "$*"
 }
 
+# qdb PORT DB SQL...: like q, in database DB.
+qdb() {
+  local port=$1 db=$2; shift 2
+  psql -X -q -v ON_ERROR_STOP=1 -At -h 127.0.0.1 -p "$port" -U postgres -d "$db" -c "$*"
+}
+
+# wait_until SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds; fails after SECONDS.
+wait_until() {
+  local seconds=$1; shift
+  local deadline=$(( $(date +%s) + seconds ))
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+# wait_for SECONDS WHAT COMMAND...: the same, and the run fails when time runs out.
+wait_for() {
+  local seconds=$1 what=$2; shift 2
+  wait_until "$seconds" "$@" || die "timed out after ${seconds}s waiting for $what"
+}
+
+# Option parsing: need_value OPTION "$@" (OPTION must have a non-empty value), positive_int
+# OPTION VALUE (1 to 999,999,999); both exit 2 with a message naming the script and the option.
+need_value() { if [ "$#" -lt 2 ] || [ -z "$2" ]; then echo "${0##*/}: $1 needs a value (try --help)" >&2; exit 2; fi; }
+positive_int() { [[ $2 =~ ^[1-9][0-9]{0,8}$ ]] || { echo "${0##*/}: $1 wants a positive integer (at most 9 digits), got '$2'" >&2; exit 2; }; }
+
 # median VALUES...: the median (mean of the middle two for an even count), printed with
 # MEDIAN_FORMAT (default %.1f).
 median() {
