@@ -608,8 +608,8 @@ class Worker {
     skip.insert(stopped_.begin(), stopped_.end());
     const std::string held = pg_int_array(skip);
     if (chunk_) return read_chunk(out, held);
+    const auto limit = std::min<std::int64_t>(kReadAllRows, config_.batch.max_rows);
     if (nearly_empty_) {
-      const auto limit = std::min<std::int64_t>(kReadAllRows, config_.batch.max_rows);
       auto all = source_->query(kReadAll, {held, std::to_string(limit)});
       if (!all) return std::move(all).error();
       const int n = PQntuples(all->get());
@@ -624,7 +624,7 @@ class Worker {
     if (!r) return std::move(r).error();
     const bool too_large = PQntuples(r->get()) == 1 && PQgetisnull(r->get(), 0, 0) != 0;
     if (too_large) return read_by_commit_order(out, held);
-    nearly_empty_ = PQntuples(r->get()) < kReadAllRows;
+    nearly_empty_ = PQntuples(r->get()) < limit;
     return decode(r->get(), out);
   }
 
@@ -908,7 +908,13 @@ class Worker {
       std::int64_t insert = 0, update = 0, remove = 0, truncate = 0;
     };
     std::map<std::int32_t, Counts> per_table;
+    // Per source transaction, its last captured change (the batch holds whole transactions, or
+    // one chunk of one).
+    std::map<std::string_view, double> last_captured;
     for (const auto& c : batch) {
+      const double at = std::strtod(c.captured_at.c_str(), nullptr);
+      auto [it, fresh] = last_captured.try_emplace(c.xid, at);
+      if (!fresh) it->second = std::max(it->second, at);
       if (not_applied.contains(c.id)) continue;
       auto& n = per_table[c.table_id];
       ++(c.op == Op::Insert ? n.insert : c.op == Op::Update ? n.update : c.op == Op::Delete ? n.remove : n.truncate);
@@ -921,14 +927,6 @@ class Worker {
         if (value > 0) counter->Increment(static_cast<double>(value));
       }
       tel_.table_applied(name, n.insert + n.update + n.remove + n.truncate, now);
-    }
-    // Per source transaction, its last captured change (the batch holds whole transactions, or
-    // one chunk of one).
-    std::map<std::string_view, double> last_captured;
-    for (const auto& c : batch) {
-      const double at = std::strtod(c.captured_at.c_str(), nullptr);
-      auto [it, fresh] = last_captured.try_emplace(c.xid, at);
-      if (!fresh) it->second = std::max(it->second, at);
     }
     for (const auto& [xid, at] : last_captured) {
       const double latency = std::max(0.0, acked - at);

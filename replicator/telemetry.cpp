@@ -236,7 +236,7 @@ void Telemetry::table_phase(const std::string& source, std::string phase, std::s
     }
     // A table that stops (or resumes) leaves (or joins) the replication lag now, not at the next
     // measurement.
-    if (lag_) publish_lag_locked();
+    if (measured_.backlog_by_table) publish_lag_locked();
   }
   series.stopped->Set(stopped ? 1 : 0);
 }
@@ -247,8 +247,8 @@ void Telemetry::publish_lag_locked() {
   double lag = 0;
   for (const auto& t : tables_) {
     if (t.phase != "streaming" && t.phase != "starting") continue;
-    const auto it = table_age_.find(t.source);
-    if (it != table_age_.end()) lag = std::max(lag, it->second);
+    const auto it = measured_.backlog_by_table->find(t.source);
+    if (it != measured_.backlog_by_table->end()) lag = std::max(lag, it->second.oldest_age);
   }
   replication_lag.Set(lag);
   lag_ = lag;
@@ -284,18 +284,16 @@ void Telemetry::measured(const Measured& m, const std::vector<std::string>& extr
     for (const auto& [name, s] : series_) names.push_back(name);
   }
   if (m.backlog_by_table) {
-    std::map<std::string, double> ages;
     for (const auto& name : names) {
       const auto it = m.backlog_by_table->find(name);
       const TableBacklog b = it == m.backlog_by_table->end() ? TableBacklog{} : it->second;
       auto& series = table(name);
       series.backlog_rows->Set(static_cast<double>(b.rows));
       series.lag->Set(b.oldest_age);
-      ages[name] = b.oldest_age;
     }
     last_check.Set(unix_now());
     std::lock_guard lock(mu_);
-    table_age_ = std::move(ages);
+    measured_.backlog_by_table = m.backlog_by_table;
     publish_lag_locked();
     lag_measured_ = Clock::now();
   }

@@ -131,8 +131,8 @@ class Telemetry {
 
  private:
   using Clock = std::chrono::steady_clock;
-  /// pgferry_replication_lag_seconds (and lag_) from the last measured ages and the tables' current
-  /// phases. Holds mu_.
+  /// pgferry_replication_lag_seconds (and lag_) from the last measured backlog per table and the
+  /// tables' current phases. Holds mu_; measured_.backlog_by_table is set.
   void publish_lag_locked();
   struct ConnState {
     bool known = false;
@@ -160,8 +160,7 @@ class Telemetry {
   std::map<Conn, ConnState> conns_;
   status::Sweep sweep_;
   Measured measured_;
-  std::optional<double> lag_;                // known once the source was measured
-  std::map<std::string, double> table_age_;  // last measured oldest-row age per table (seconds)
+  std::optional<double> lag_;  // known once the source was measured
   Clock::time_point lag_measured_{};
   std::vector<std::string> recommendations_;
 };
