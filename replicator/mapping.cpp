@@ -50,10 +50,8 @@ bool compatible(const ColumnInfo& src, const ColumnInfo& dst, const AssignmentCa
   return false;
 }
 
-}  // namespace
-
-ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, const TableInfo& target,
-                            const AssignmentCastCheck& has_assignment_cast) {
+ResolvedTable resolve(const TableConfig& table, const TableInfo& source, const TableInfo& target,
+                      const AssignmentCastCheck& has_assignment_cast) {
   ResolvedTable r;
   const auto& sname = table.source;
   const auto& tname = table.target;
@@ -97,9 +95,9 @@ ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, c
             : std::string("add them to the target table, or map to existing columns in 'columns:'")};
   };
   if (!missing_src.empty()) {
-    r.problems.push_back({fmt::format("{}: column(s) {} do not exist on the source table {}", table.origin,
-                                      list(missing_src), sname.display()),
-                          "fix 'columns:' to name existing source columns"});
+    r.problems.push_back(
+        {fmt::format("column(s) {} do not exist on the source table {}", list(missing_src), sname.display()),
+         "fix 'columns:' to name existing source columns"});
     if (!target.exists) r.problems.push_back(target_missing);
     if (!missing_dst.empty()) r.problems.push_back(missing_on_target());
     return r;
@@ -108,7 +106,7 @@ ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, c
   for (const auto& k : source.primary_key) {
     auto it = std::find_if(r.columns.begin(), r.columns.end(), [&](const ColumnMapping& m) { return m.source == k; });
     if (it == r.columns.end()) {
-      r.problems.push_back({fmt::format("{}: primary key column {} is not in 'columns:'", table.origin, col(sname, k)),
+      r.problems.push_back({fmt::format("primary key column {} is not in 'columns:'", col(sname, k)),
                             "add it: pgferry identifies rows on the target by the source's primary key"});
       if (!target.exists) r.problems.push_back(target_missing);
       return r;
@@ -117,9 +115,9 @@ ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, c
   }
   // From here on every problem is the target's, except a missing updated_at column.
   if (table.updated_at && source.column(*table.updated_at) == nullptr) {
-    r.problems.push_back({fmt::format("{}: updated_at column {} does not exist on the source", table.origin,
-                                      col(sname, *table.updated_at)),
-                          "name the source column that records each row's last change, or remove 'updated_at:'"});
+    r.problems.push_back(
+        {fmt::format("updated_at column {} does not exist on the source", col(sname, *table.updated_at)),
+         "name the source column that records each row's last change, or remove 'updated_at:'"});
   }
   const bool source_ok = r.problems.empty();
   if (!target.exists) {
@@ -172,6 +170,19 @@ ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, c
     }
   }
   r.target_only = source_ok && !r.problems.empty();
+  return r;
+}
+
+}  // namespace
+
+ResolvedTable resolve_table(const TableConfig& table, const TableInfo& source, const TableInfo& target,
+                            const AssignmentCastCheck& has_assignment_cast) {
+  ResolvedTable r = resolve(table, source, target, has_assignment_cast);
+  // Every problem names where the table is configured ("pgferry.yaml:5: tables[0]"), so the
+  // user knows which entry to fix.
+  if (!table.origin.empty()) {
+    for (auto& p : r.problems) p.message = fmt::format("{}: {}", table.origin, p.message);
+  }
   return r;
 }
 

@@ -104,6 +104,22 @@ TEST(Mapping, MissingColumnsOnEitherSideAreNamed) {
   EXPECT_TRUE(r.target_only) << "only the target is wrong: run can start with the table stopped";
 }
 
+TEST(Mapping, EveryProblemNamesTheConfigEntry) {
+  TableInfo source = users_table();
+  source.primary_key.clear();
+  TableInfo target = users_table();
+  target.columns.pop_back();
+  for (const auto& r : {resolve_table(users_config(), source, users_table(), no_casts),
+                        resolve_table(users_config(), users_table(), target, no_casts),
+                        resolve_table(users_config(), users_table(), TableInfo{}, no_casts)}) {
+    ASSERT_FALSE(r.problems.empty());
+    for (const auto& p : r.problems) {
+      EXPECT_EQ(p.message.rfind("pgferry.yaml:4 tables[0]: ", 0), 0U) << p.message;
+      EXPECT_EQ(p.message.find("tables[0]", 10), p.message.find("tables[0]")) << "named once: " << p.message;
+    }
+  }
+}
+
 TEST(Mapping, TargetOnlyProblemsAreToldApartFromSourceOnes) {
   TableInfo absent;
   auto r = resolve_table(users_config(), users_table(), absent, no_casts);
