@@ -1,7 +1,7 @@
 # pgferry container image.
 #   docker build -t pgferry .
 #   docker run --rm -v "$PWD/pgferry.yaml:/etc/pgferry/pgferry.yaml:ro" pgferry check -c /etc/pgferry/pgferry.yaml
-# The build stage uses the same scripts/install-deps and CMake commands as CI (scripts/test);
+# The build stage runs the same scripts as CI (scripts/install-deps, scripts/build-release);
 # the runtime stage holds the binary, the shared libraries it links and CA certificates (for
 # sslmode=verify-full), and runs as an unprivileged user. The SQL it installs is compiled into
 # the binary, so no other file is needed.
@@ -12,9 +12,8 @@ WORKDIR /src
 COPY . .
 RUN ./scripts/install-deps \
  && rm -rf /var/lib/apt/lists/*
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPGFERRY_BUILD_TESTS=OFF \
- && cmake --build build -j"$(nproc)" \
- && cmake --install build --prefix /usr/local
+# Release build without tests, installed to /usr/local/bin and checked; scripts/test runs it too.
+RUN ./scripts/build-release /usr/local build
 
 # ---- runtime -----------------------------------------------------------------------------------
 FROM debian:bookworm-slim
