@@ -253,11 +253,20 @@ class Worker {
     // batch on a 200k-row backlog instead of 22 ms). Every reader statement has an index, so
     // keep the reader on them; and JIT never pays for these small statements.
     //
+    // Plain index scans only, no bitmap scans: a bitmap scan returns rows unordered, so a read
+    // with ORDER BY id LIMIT n over it fetches and sorts every match before keeping n. The planner
+    // chose that for the chunk read of a large transaction (it expected a few rows per xid): every
+    // chunk fetched the whole rest of the transaction, quadratic, 0.6 s per chunk and 60 s for a
+    // 1,000,000-row transaction instead of ~10 s. An index scan stops after n rows. And a bitmap
+    // is built whole before the first row comes out: as the inner side of the batch read's
+    // NOT EXISTS it listed every journal id after the cut once per row of the cut (434 s for one
+    // batch, bench/bulk's stall).
+    //
     // Planned per execution, never prepared: a generic plan cannot know the batch size and the
     // journal's statistics are always wrong, and for the batch read it chose an anti-join by a
     // range scan of the whole rest of the journal per row (47 s per batch on a 100k-row journal,
     // against ~40 ms planned with the values; planning costs ~0.6 ms).
-    if (auto r = source_->run("SET enable_seqscan = off; SET jit = off"); !r) return r;
+    if (auto r = source_->run("SET enable_seqscan = off; SET enable_bitmapscan = off; SET jit = off"); !r) return r;
     bell_on_ = std::nullopt;
     suspects_.clear();
     tel_.connection_up(Conn::Source);
