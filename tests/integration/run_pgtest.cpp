@@ -449,7 +449,9 @@ TEST_F(Run, TheReplicatorVacuumsTheJournalItConsumed) {
   // vacuum_after_rows: 0; 0.7-0.9 MB with 1000, the rounds' live rows included).
   const long heap = std::stol(source().scalar("SELECT pg_relation_size('pgferry.journal')"));
   std::cerr << "journal heap after 20,000 rows: " << heap / 1024 << " kB\n";
-  EXPECT_TRUE(eventually([&] { return vacuums() >= 2; }, 10000)) << vacuums() << " manual vacuums" << log();
+  // At least one vacuum of its own: it vacuums at most 10% of the time (the next one waits 9× the
+  // last one's duration), so one that waited for autovacuum's lock may be the only one here.
+  EXPECT_TRUE(eventually([&] { return vacuums() >= 1; }, 10000)) << vacuums() << " manual vacuums" << log();
   EXPECT_LT(heap, 1600L * 1024) << log();
 }
 
