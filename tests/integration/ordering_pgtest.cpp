@@ -73,19 +73,46 @@ TEST_F(Ordering, SmallTransactionsInterleavedWithALargeOnePassItInOrder) {
   EXPECT_EQ(chunked, 1U) << "only B is larger than a batch\n" << log;
 }
 
+// What the reader costs, counted by the journal's own statistics (not timed): its statements must
+// stay linear in the rows whatever the planner believes about the journal.
+class ReaderCost : public ReplicationTest {
+ protected:
+  // Table t on both sides, replicated once, then the replicator stopped; returns the config.
+  // (The health monitor's backlog query would read the journal too: once an hour here.)
+  std::string stopped_replicator() {
+    on_both("CREATE TABLE public.t (id int PRIMARY KEY, v int)");
+    auto config = configure("  - public.t\n", "batch: {max_rows: 1000}\nhealth: {check_interval: 1h}\n");
+    start(config);
+    EXPECT_TRUE(same_tables({"public.t"}));
+    EXPECT_EQ(ferry().stop(), 0);
+    return config;
+  }
+  // Runs the replicator until the target holds `rows` rows (waiting on the target only: the test
+  // must not read the journal itself), then stops it so its sessions report their counters.
+  bool replicate(const std::string& config, int rows) {
+    start(config);
+    const bool done =
+        eventually([&] { return target().scalar("SELECT count(*) FROM t") == std::to_string(rows); }, 120000);
+    EXPECT_EQ(ferry().stop(), 0);
+    return done;
+  }
+  // A statistics counter once the stopped replicator's sessions have reported it (they do as they
+  // end, a moment after the process exits): at least `at_least`, then settled.
+  long long counter(const std::string& sql, long long at_least) const {
+    const auto value = [&] { return std::stoll(source().scalar(sql)); };
+    EXPECT_TRUE(eventually([&] { return value() >= at_least; }, 10000)) << sql;
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    return value();
+  }
+};
+
 // A transaction larger than a batch is read in chunks, each from where the last ended. Under
 // journal statistics taken while it held many small transactions (the planner then expects a few
 // rows per transaction), a chunk read became "fetch every remaining row of the transaction, sort,
 // keep the first max_rows": quadratic in its size (0.6 s per chunk, 60 s for 1,000,000 rows in
-// bench/bulk). The table's own counters tell: every journal row must be fetched about once.
-TEST_F(Ordering, AChunkedTransactionIsReadOnceUnderStaleStatistics) {
-  on_both("CREATE TABLE public.t (id int PRIMARY KEY, v int)");
-  // The health monitor's backlog query would read the journal too: once, at start.
-  const auto config = configure("  - public.t\n", "batch: {max_rows: 1000}\nhealth: {check_interval: 1h}\n");
-  start(config);
-  ASSERT_TRUE(same_tables({"public.t"}));
-  ASSERT_EQ(ferry().stop(), 0);
-
+// bench/bulk). Every journal row must be fetched a few times at most.
+TEST_F(ReaderCost, AChunkedTransactionIsReadOnceUnderStaleStatistics) {
+  const auto config = stopped_replicator();
   PgClient s = source();
   constexpr int kRows = 50000;  // 50 chunks: about 1.3 million rows fetched if each reads the rest
   s.exec("INSERT INTO t SELECT g, g FROM generate_series(1, " + std::to_string(kRows) + ") g");
@@ -97,66 +124,37 @@ TEST_F(Ordering, AChunkedTransactionIsReadOnceUnderStaleStatistics) {
   s.exec("ANALYZE pgferry.journal");
   s.exec("ALTER DATABASE " + db_ + " SET random_page_cost = 40");
   s.exec("SELECT pg_stat_reset_single_table_counters('pgferry.journal'::regclass)");
-
-  start(config);
-  // Waiting on the target only: this test must not read the journal itself.
-  ASSERT_TRUE(eventually([&] { return target().scalar("SELECT count(*) FROM t") == std::to_string(kRows); }, 120000))
-      << log();
-  ASSERT_EQ(ferry().stop(), 0);  // its sessions end and report their counters
-  const auto stats = [&] {
-    return source().scalar(
-        "SELECT format('%s index scans fetched %s rows, %s sequential scans read %s', idx_scan, idx_tup_fetch, "
-        "seq_scan, seq_tup_read) FROM pg_stat_user_tables WHERE relid = 'pgferry.journal'::regclass");
-  };
-  const auto fetched = [&] {
-    return std::stoll(source().scalar(
-        "SELECT coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables WHERE relid = 'pgferry.journal'::regclass"));
-  };
-  // Sessions report their counters as they end, a moment after the process exits. Reading,
-  // acknowledging and finding the transaction's place in commit order take each row a few
-  // times; the quadratic read took each ~25 times.
-  EXPECT_TRUE(eventually([&] { return fetched() >= kRows; }, 10000)) << stats();
-  std::this_thread::sleep_for(std::chrono::seconds(2));
-  EXPECT_LT(fetched(), 5 * kRows) << "journal rows fetched to replicate " << kRows << " rows: " << stats() << "\n"
-                                  << log();
+  ASSERT_TRUE(replicate(config, kRows)) << log();
+  // Reading, acknowledging and finding the transaction's place in commit order take each row a
+  // few times; the quadratic read took each ~25 times.
+  const long long fetched = counter(
+      "SELECT coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables WHERE relid = 'pgferry.journal'::regclass", kRows);
+  EXPECT_LT(fetched, 5LL * kRows) << "journal rows fetched to replicate " << kRows << " rows\n" << log();
 }
 
 // The batch read takes a transaction when it has no row after the cut. After a vacuum of the
 // empty journal (that could not truncate it) the planner believes any journal holds one row, and
 // answered that check by scanning the whole rest of the journal once per row of the cut (98 s for
-// one batch in bench/e2e). The index's own counter tells: entries read stay linear in the rows.
-TEST_F(Ordering, ABatchReadStaysLinearWhenTheJournalLooksEmptyToThePlanner) {
-  on_both("CREATE TABLE public.t (id int PRIMARY KEY, v int)");
-  const auto config = configure("  - public.t\n", "batch: {max_rows: 1000}\nhealth: {check_interval: 1h}\n");
-  start(config);
-  ASSERT_TRUE(same_tables({"public.t"}));
-  ASSERT_EQ(ferry().stop(), 0);
-
+// one batch in bench/e2e). The index entries read must stay linear in the rows.
+TEST_F(ReaderCost, ABatchReadStaysLinearWhenTheJournalLooksEmptyToThePlanner) {
+  const auto config = stopped_replicator();
   PgClient s = source();
   // Pages but no live rows in the statistics: a journal emptied and vacuumed without truncation.
   s.exec("INSERT INTO t SELECT g, g FROM generate_series(1, 30000) g");
   s.exec("DELETE FROM t");
   s.exec("DELETE FROM pgferry.journal");
   s.exec("VACUUM (TRUNCATE false) pgferry.journal");
-  // 30,000 rows in 10,000 small transactions.
-  constexpr int kRows = 30000;
+  constexpr int kRows = 30000;  // in 10,000 small transactions
   s.exec(
       "DO $$ BEGIN FOR i IN 0..9999 LOOP INSERT INTO t SELECT g, g FROM generate_series(i * 3 + 1, i * 3 + 3) g; "
       "COMMIT; END LOOP; END $$");
   s.exec("SELECT pg_stat_reset_single_table_counters('pgferry.journal_xid_id_idx'::regclass)");
-
-  start(config);
-  ASSERT_TRUE(eventually([&] { return target().scalar("SELECT count(*) FROM t") == std::to_string(kRows); }, 120000))
-      << log();
-  ASSERT_EQ(ferry().stop(), 0);  // its sessions end and report their counters
-  const auto read = [&] {
-    return std::stoll(
-        source().scalar("SELECT coalesce(idx_tup_read, 0) FROM pg_stat_user_indexes "
-                        "WHERE indexrelid = 'pgferry.journal_xid_id_idx'::regclass"));
-  };
-  EXPECT_TRUE(eventually([&] { return read() > 0; }, 10000));
-  std::this_thread::sleep_for(std::chrono::seconds(2));
-  EXPECT_LT(read(), 10LL * kRows) << "entries of journal_xid_id_idx read to replicate " << kRows << " rows\n" << log();
+  ASSERT_TRUE(replicate(config, kRows)) << log();
+  const long long read = counter(
+      "SELECT coalesce(idx_tup_read, 0) FROM pg_stat_user_indexes "
+      "WHERE indexrelid = 'pgferry.journal_xid_id_idx'::regclass",
+      1);
+  EXPECT_LT(read, 10LL * kRows) << "entries of journal_xid_id_idx read to replicate " << kRows << " rows\n" << log();
 }
 
 TEST_F(Ordering, SixteenClientsOnOverlappingRowsEndEqual) {
