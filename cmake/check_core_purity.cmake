@@ -11,9 +11,9 @@ foreach(f IN LISTS FILES)
   endif()
   # A project header ("x.hpp") must be a core header too, or it could bring libpq/libuv in.
   file(STRINGS "${SOURCE_DIR}/${f}" local REGEX "^[ \t]*#[ \t]*include[ \t]*\"[^\"]+\"")
+  get_filename_component(dir "${f}" DIRECTORY)
   foreach(line IN LISTS local)
     string(REGEX REPLACE "^[^\"]*\"([^\"]+)\".*$" "\\1" header "${line}")
-    get_filename_component(dir "${f}" DIRECTORY)
     if(NOT "${dir}/${header}" IN_LIST FILES)
       message(FATAL_ERROR "${f} is in the pure core library but includes \"${header}\", which is not a core header.\n"
                           "Either add ${dir}/${header} to PGFERRY_CORE_HEADERS in CMakeLists.txt (if it needs neither libpq nor libuv) "
