@@ -132,4 +132,74 @@ Result<std::string> Session::scalar(std::string_view sql, const std::vector<Para
   return value(r->get(), 0, 0);
 }
 
+Status Session::send_pipeline(const std::vector<Statement>& statements) {
+  auto lost = [&](std::string_view what) -> Status {
+    broken_ = true;  // some of it may be on the wire: the session cannot be used again
+    last_sqlstate_.clear();
+    return runtime_error(label() + " database",
+                         scrub_password(fmt::format("{}: {}", what, PQerrorMessage(conn_.get())), conninfo_));
+  };
+  if (PQenterPipelineMode(conn_.get()) != 1) return lost("cannot enter pipeline mode");
+  pipelined_ = statements.size();
+  std::vector<const char*> values;
+  for (const auto& st : statements) {
+    values.clear();
+    for (const auto& p : st.params) values.push_back(p ? p->c_str() : nullptr);
+    const int n = static_cast<int>(values.size());
+    const int sent =
+        st.prepared ? PQsendQueryPrepared(conn_.get(), st.text.c_str(), n, values.data(), nullptr, nullptr, 0)
+                    : PQsendQueryParams(conn_.get(), st.text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
+    if (sent != 1) return lost("cannot send a pipelined statement");
+  }
+  if (PQpipelineSync(conn_.get()) != 1) return lost("cannot send a pipeline's sync");
+  return Ok{};
+}
+
+Status Session::finish_pipeline(std::size_t& failed) {
+  std::optional<Error> first_error;
+  std::size_t index = 0;
+  bool between = true;  // libpq ends each statement's results with one NULL; two in a row: gone
+  for (;;) {
+    PgResultPtr res(PQgetResult(conn_.get()));
+    if (!res) {
+      if (between || PQstatus(conn_.get()) != CONNECTION_OK) {
+        broken_ = true;
+        if (first_error) return std::move(*first_error);
+        last_sqlstate_.clear();
+        return runtime_error(label() + " database", scrub_password(fmt::format("a pipeline's results were cut off: {}",
+                                                                               PQerrorMessage(conn_.get())),
+                                                                   conninfo_));
+      }
+      between = true;
+      continue;
+    }
+    between = false;
+    const auto st = PQresultStatus(res.get());
+    if (st == PGRES_PIPELINE_SYNC) break;
+    if (st != PGRES_PIPELINE_ABORTED && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !first_error) {
+      const std::string sql = index < pipelined_ ? fmt::format("pipelined statement {}", index) : "pipeline";
+      auto r = check(std::move(res), sql);
+      if (!r) {
+        failed = index;
+        first_error = std::move(r).error();
+      }
+    }
+    ++index;
+  }
+  const std::string sqlstate = last_sqlstate_;
+  if (PQexitPipelineMode(conn_.get()) != 1) {
+    broken_ = true;
+    return runtime_error(
+        label() + " database",
+        scrub_password(fmt::format("cannot leave pipeline mode: {}", PQerrorMessage(conn_.get())), conninfo_));
+  }
+  pipelined_ = 0;
+  if (first_error) {
+    last_sqlstate_ = sqlstate;
+    return std::move(*first_error);
+  }
+  last_sqlstate_.clear();
+  return Ok{};
+}
+
 }  // namespace pgferry

@@ -46,6 +46,13 @@ class ConnectParams {
 /// A text parameter for a query; nullopt is SQL NULL.
 using Param = std::optional<std::string>;
 
+/// One statement of a pipeline: SQL with text parameters $1..$n, or a prepared statement's name.
+struct Statement {
+  std::string text;
+  std::vector<Param> params;
+  bool prepared = false;
+};
+
 /// One blocking connection, labelled ("source", "target") for messages.
 class Session {
  public:
@@ -61,8 +68,19 @@ class Session {
   [[nodiscard]] Status prepare(const std::string& name, std::string_view sql);
   /// Runs a prepared statement with text parameters.
   [[nodiscard]] Result<PgResultPtr> exec_prepared(const std::string& name, const std::vector<Param>& params);
-  /// Whether the connection is still usable (false once the server or the network dropped it).
-  [[nodiscard]] bool alive() const noexcept { return PQstatus(conn_.get()) == CONNECTION_OK; }
+  /// Whether the connection is still usable (false once the server or the network dropped it,
+  /// or a pipeline's results could not be read to the end).
+  [[nodiscard]] bool alive() const noexcept { return !broken_ && PQstatus(conn_.get()) == CONNECTION_OK; }
+
+  /// Sends `statements` in libpq's pipeline mode, each one statement of the extended protocol,
+  /// then a sync, and returns without waiting for a result: the server works through them while
+  /// the caller does something else. Without an explicit BEGIN they form one implicit
+  /// transaction. Nothing else may run on the session until finish_pipeline.
+  [[nodiscard]] Status send_pipeline(const std::vector<Statement>& statements);
+  /// Waits for the results of the statements send_pipeline sent and leaves pipeline mode. On
+  /// failure `failed` is the index of the statement that failed (the server skipped the ones
+  /// after it, up to the sync); a pipeline whose results cannot be read leaves the session dead.
+  [[nodiscard]] Status finish_pipeline(std::size_t& failed);
   /// Runs statements, discarding results.
   [[nodiscard]] Status run(std::string_view sql);
   /// The single value of a one-row, one-column query ("" for NULL).
@@ -82,6 +100,8 @@ class Session {
   std::unique_ptr<std::string> label_;
   std::string conninfo_;  // kept only to scrub the password from messages
   std::string last_sqlstate_;
+  std::size_t pipelined_ = 0;  // statements sent by send_pipeline and not yet collected
+  bool broken_ = false;
 };
 
 /// The value at (row, col) as a string ("" for NULL).

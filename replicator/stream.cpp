@@ -130,7 +130,8 @@ constexpr const char* kReadBatch = R"(
 WITH head AS (
   SELECT j.*, sum(coalesce(pg_column_size(j.new_row), 0) + coalesce(pg_column_size(j.old_key), 0) + 64)
               OVER (ORDER BY j.id) AS bytes
-  FROM (SELECT * FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) ORDER BY id LIMIT $2) j
+  FROM (SELECT * FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) AND id <> ALL ($4::bigint[])
+        ORDER BY id LIMIT $2) j
 ), cut AS (
   SELECT * FROM head WHERE bytes <= $3 OR id = (SELECT min(id) FROM head)
 ), batch AS (
@@ -161,11 +162,14 @@ ORDER BY 1)";
 /// The batch read while the journal is nearly empty (the replicator keeps up): every visible row,
 /// if there are fewer than $2. Then every transaction in it is whole (none has a visible row
 /// after them), so it is the batch kReadBatch would return, at half the cost (~0.5 ms less, most
-/// of it planning kReadBatch's CTEs): what a change waits for when it rang the doorbell.
+/// of it planning kReadBatch's CTEs): what a change waits for when it rang the doorbell. (The
+/// last parameter of both: the ids of a batch being applied and not yet acknowledged, read past
+/// as if already deleted; see read_ahead.)
 constexpr const char* kReadAll = R"(
 SELECT id, xid, table_id, op, old_key, new_row, extract(epoch FROM captured_at)::float8,
        sum(coalesce(pg_column_size(new_row), 0) + coalesce(pg_column_size(old_key), 0) + 64) OVER (ORDER BY id)
-FROM (SELECT * FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) ORDER BY id LIMIT $2) j
+FROM (SELECT * FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) AND id <> ALL ($3::bigint[])
+      ORDER BY id LIMIT $2) j
 ORDER BY id)";
 /// The most rows kReadAll takes (fewer when batch.max_rows is lower).
 constexpr std::int64_t kReadAllRows = 64;
@@ -230,17 +234,26 @@ class Worker {
       retry_backoff_.reset();
     }
     finish_copy();
-    spdlog::info("stopped: {} batches, {} journal rows applied since start", batches_, rows_);
+    spdlog::info("stopped: {} batches ({} read while the one before was applied), {} journal rows applied since start",
+                 batches_, read_ahead_, rows_);
     return 0;
   }
 
  private:
+  /// A batch read ahead (read_ahead), for the tables it skipped.
+  struct ReadAhead {
+    std::string held;
+    std::vector<Change> changes;
+    bool chunk = false;  // the next chunk of the large transaction being applied
+  };
+
   // --- connections --------------------------------------------------------------------------
 
   void drop_source() {
     control_.set_cancel(kSourceSlot, nullptr);
     source_.reset();
     chunk_.reset();  // restarts from the journal's head: acked chunks are gone from it
+    ahead_.reset();
   }
 
   void drop_target() {
@@ -356,6 +369,7 @@ class Worker {
     if (source_ && source_->alive()) (void)source_->run("ROLLBACK");
     if (target_ && target_->alive()) (void)target_->run("ROLLBACK");
     chunk_.reset();
+    ahead_.reset();
     const auto remedy = remedy_for(state);
     if (source_dead || target_dead || remedy == Remedy::Reconnect) {
       // Whichever connection is gone (or, when both still look alive, whichever reported it).
@@ -571,7 +585,18 @@ class Worker {
     if (auto s = poll_copies(); !s) return s;
     control_.clear_wake();
     std::vector<Change> batch;
-    if (auto s = read_batch(batch); !s) return s;
+    // The batch read while the last one was applied, unless a table was held or stopped since.
+    if (ahead_ && ahead_->held == skipped_tables() && (!ahead_->chunk || chunk_)) {
+      batch = std::move(ahead_->changes);
+      if (ahead_->chunk) {
+        chunk_->after_id = batch.back().id;
+        ++chunk_->chunks;
+      }
+      ++read_ahead_;
+    } else if (auto s = read_batch(batch); !s) {
+      return s;
+    }
+    ahead_.reset();
     if (!batch.empty()) {
       const auto before = batches_;
       auto s = apply_and_ack(batch);
@@ -619,14 +644,29 @@ class Worker {
 
   // --- reader -------------------------------------------------------------------------------
 
-  Status read_batch(std::vector<Change>& out) {
+  /// The tables whose journal rows are not read (int[] text): held for their copy, or stopped.
+  std::string skipped_tables() const {
     std::set<std::int32_t> skip = held_;
     skip.insert(stopped_.begin(), stopped_.end());
-    const std::string held = pg_int_array(skip);
+    return pg_int_array(skip);
+  }
+
+  Status read_batch(std::vector<Change>& out) {
+    const std::string held = skipped_tables();
     if (chunk_) return read_chunk(out, held);
+    bool whole = true;
+    if (auto s = read_head(out, held, "{}", whole); !s) return s;
+    return whole ? Ok{} : read_by_commit_order(out, held);
+  }
+
+  /// The whole transactions at the head of the journal, past the ids in `in_flight` (bigint[]
+  /// text): kReadAll while the journal is nearly empty, else kReadBatch. `whole` is false when
+  /// no whole transaction fits in the batch bounds (nothing is read then).
+  Status read_head(std::vector<Change>& out, const std::string& held, const std::string& in_flight, bool& whole) {
+    whole = true;
     const auto limit = std::min<std::int64_t>(kReadAllRows, config_.batch.max_rows);
     if (nearly_empty_) {
-      auto all = source_->query(kReadAll, {held, std::to_string(limit)});
+      auto all = source_->query(kReadAll, {held, std::to_string(limit), in_flight});
       if (!all) return std::move(all).error();
       const int n = PQntuples(all->get());
       if (n < limit &&
@@ -635,13 +675,39 @@ class Worker {
       }
       nearly_empty_ = false;  // a backlog: the full read, until a batch is small again
     }
-    auto r = source_->query(kReadBatch,
-                            {held, std::to_string(config_.batch.max_rows), std::to_string(config_.batch.max_bytes)});
+    auto r = source_->query(
+        kReadBatch, {held, std::to_string(config_.batch.max_rows), std::to_string(config_.batch.max_bytes), in_flight});
     if (!r) return std::move(r).error();
-    const bool too_large = PQntuples(r->get()) == 1 && PQgetisnull(r->get(), 0, 0) != 0;
-    if (too_large) return read_by_commit_order(out, held);
+    whole = !(PQntuples(r->get()) == 1 && PQgetisnull(r->get(), 0, 0) != 0);
+    if (!whole) return Ok{};
     nearly_empty_ = PQntuples(r->get()) < limit;
     return decode(r->get(), out);
+  }
+
+  /// While the target applies `batch` (its ids `ids`, bigint[] text): the next batch, read past
+  /// those ids as if they were acknowledged already. It is the batch a read after the ack would
+  /// return, in a later snapshot, which is as good: a transaction a batch may not be applied
+  /// without committed before it, so it is visible too, and is either in `batch`, applied before,
+  /// or in the head with it. While a large transaction is applied in chunks, its next chunk.
+  /// Nothing when the read would need the commit-order fallback (read after the ack, as before)
+  /// or found nothing (the next step reads again: a chunked transaction ends there, and an empty
+  /// journal arms the doorbell only if it is still empty).
+  Status read_ahead(const std::string& ids, std::optional<ReadAhead>& next) {
+    next.reset();
+    ReadAhead ahead{skipped_tables(), {}};
+    if (chunk_) {
+      auto r = source_->query(kReadChunk, {chunk_->xid, std::to_string(chunk_->after_id), ahead.held,
+                                           std::to_string(config_.batch.max_rows)});
+      if (!r) return std::move(r).error();
+      if (auto s = decode(r->get(), ahead.changes); !s) return s;
+      ahead.chunk = true;
+      if (!ahead.changes.empty()) next = std::move(ahead);
+      return Ok{};
+    }
+    bool whole = true;
+    if (auto s = read_head(ahead.changes, ahead.held, ids, whole); !s) return s;
+    if (whole && !ahead.changes.empty()) next = std::move(ahead);
+    return Ok{};
   }
 
   /// No whole transaction fits in the head: take whole transactions by commit-consistent order
@@ -757,14 +823,18 @@ class Worker {
     for (auto& k : keys_of(c)) poisoned_.insert(std::move(k));
   }
 
-  /// BEGIN, and the shared table locks of every table the batch writes (see kTableLockClass).
-  Status begin(const std::vector<Change>& batch) {
+  /// The statement that takes the shared table locks of every table the batch writes (see
+  /// kTableLockClass), first thing in its transaction.
+  static std::string table_locks(const std::vector<Change>& batch) {
     std::vector<int> ids;
     for (const auto& c : batch) {
       if (ids.empty() || ids.back() != c.table_id) ids.push_back(c.table_id);
     }
-    return target_->run("BEGIN; " + apply::render_table_locks(ids, true));
+    return apply::render_table_locks(ids, true);
   }
+
+  /// BEGIN, and the batch's table locks.
+  Status begin(const std::vector<Change>& batch) { return target_->run("BEGIN; " + table_locks(batch)); }
 
   /// Splits off the changes of keys held back behind an open sync error. The in-memory set may
   /// be stale (an operator ran `errors retry`): each candidate key is confirmed inside the batch's
@@ -819,16 +889,31 @@ class Worker {
     if (auto g = guard(batch, stopped_one); !g) return g;
     if (stopped_one) return Ok{};  // read again without the stopped table: nothing was acked
 
-    // The fast path: the whole batch as one set per table.
+    std::vector<std::int64_t> ids;
+    ids.reserve(batch.size());
+    for (const auto& c : batch) ids.push_back(c.id);
+    const std::string id_array = pg_array(ids);
+
+    // The fast path: the whole batch as one set per table. With no key held back, in one
+    // pipeline, while the source reads the next batch.
     std::vector<Change> apply;
     std::vector<const Change*> held;
     std::vector<Rejected> rejected;
-    if (auto s = begin(batch); !s) return s;
-    if (auto s = split_held(batch, apply, held); !s) return s;
+    std::optional<ReadAhead> next;
     failed_table_.reset();
-    auto s = apply_actions(coalesce(apply));
+    Status s = Ok{};
+    bool committed = false;
+    if (std::none_of(batch.begin(), batch.end(), [&](const Change& c) { return is_poisoned(c); })) {
+      s = apply_pipelined(batch, id_array, next);
+      committed = static_cast<bool>(s);
+    } else {
+      if (auto b = begin(batch); !b) return b;
+      if (auto h = split_held(batch, apply, held); !h) return h;
+      s = apply_actions(coalesce(apply));
+    }
     bool isolated = false;
     if (!s) {
+      next.reset();
       const auto state = target_->last_sqlstate();
       (void)target_->run("ROLLBACK");
       if (!target_->alive()) return s;
@@ -859,9 +944,12 @@ class Worker {
       }
       isolated = true;
     }
-    if (auto r = record_errors(rejected, held); !r) return r;
-    if (auto r = record_progress(batch); !r) return r;
-    if (auto r = target_->run("COMMIT"); !r) return r;
+    if (!committed) {
+      if (auto r = record_errors(rejected, held); !r) return r;
+      const auto p = progress(batch);
+      if (auto r = target_->query(p.text, p.params); !r) return std::move(r).error();
+      if (auto r = target_->run("COMMIT"); !r) return r;
+    }
     // One line per batch (the first rejection as the example); each change at debug.
     for (const auto& x : rejected) {
       spdlog::debug(
@@ -884,16 +972,14 @@ class Worker {
     }
     // Ack only after the target committed: a crash in between re-applies the batch, which
     // changes nothing (upserts of the same images, deletes of absent keys).
-    std::vector<std::int64_t> ids;
-    ids.reserve(batch.size());
-    for (const auto& c : batch) ids.push_back(c.id);
     // The ack also reads the source's clock (after the target committed): each transaction's
     // end-to-end latency is that minus its last captured change, on the source's clock.
     auto ack = source_->scalar(
         "WITH acked AS (DELETE FROM pgferry.journal WHERE id = ANY ($1::bigint[])) "
         "SELECT extract(epoch FROM clock_timestamp())::float8",
-        {pg_array(ids)});
+        {id_array});
     if (!ack) return std::move(ack).error();
+    ahead_ = std::move(next);  // read past this batch: valid now that it is acknowledged
     record_applied(batch, rejected, held, std::strtod(ack->c_str(), nullptr), started);
     ++batches_;
     rows_ += batch.size();
@@ -1254,9 +1340,35 @@ class Worker {
 
   bool id_confirmed(std::int32_t table_id, std::int64_t last_id) { return last_id <= confirmed_[table_id]; }
 
-  /// Writes `actions` with the prepared set-based statements. On failure failed_table_ names the
-  /// table whose statement failed (unset for a multi-table TRUNCATE).
-  Status apply_actions(const std::map<std::int32_t, TableActions>& actions) {
+  /// The fast path: BEGIN, the table locks, the batch's writes, its progress and COMMIT go to
+  /// the target in one pipeline, and while the target works through them the source reads the
+  /// batch after this one (`next`, see read_ahead). On failure nothing is committed, failed_table_
+  /// names the table whose statement failed (as apply_actions does), and the failed transaction is
+  /// left for the caller to roll back. A read ahead that fails costs nothing but the read: the
+  /// next step reads again (and meets the source's trouble there, after this batch's ack).
+  Status apply_pipelined(const std::vector<Change>& batch, const std::string& ids, std::optional<ReadAhead>& next) {
+    std::vector<Statement> statements{{"BEGIN", {}}, {table_locks(batch), {}}};
+    std::vector<std::optional<std::size_t>> table_of(statements.size());
+    if (auto p = plan_actions(coalesce(batch), statements, table_of); !p) return p;
+    statements.push_back(progress(batch));
+    statements.push_back({"COMMIT", {}});
+    table_of.resize(statements.size());
+    if (auto s = target_->send_pipeline(statements); !s) return s;
+    if (auto a = read_ahead(ids, next); !a) {
+      spdlog::debug("reading the next batch ahead failed (read again after this one): {}", a.error().describe());
+      next.reset();
+    }
+    std::size_t failed = 0;
+    auto done = target_->finish_pipeline(failed);
+    if (!done && failed < table_of.size()) failed_table_ = table_of[failed];
+    return done;
+  }
+
+  /// The statements that write `actions` with the prepared set-based statements, appended to
+  /// `out`; `table_of` gets, for each, the index of the table it writes (unset for a multi-table
+  /// TRUNCATE).
+  Status plan_actions(const std::map<std::int32_t, TableActions>& actions, std::vector<Statement>& out,
+                      std::vector<std::optional<std::size_t>>& table_of) {
     // TRUNCATE first, all tables in one statement (foreign keys among them allow nothing else).
     std::string truncate;
     for (const auto& [id, a] : actions) {
@@ -1265,7 +1377,8 @@ class Worker {
       truncate += tables_[by_id_.at(id)].shape.table.quoted();
     }
     if (!truncate.empty()) {
-      if (auto s = target_->run(truncate); !s) return s;
+      out.push_back({truncate, {}});
+      table_of.emplace_back();
     }
     // Deletes children first, then upserts parents first.
     for (std::size_t n = order_.size(); n-- > 0;) {
@@ -1279,10 +1392,8 @@ class Worker {
         if (!k) return std::move(k).error();
         keys.push_back(std::move(*k));
       }
-      if (auto r = target_->exec_prepared(delete_name(t), {json_array(keys)}); !r) {
-        failed_table_ = order_[n];
-        return std::move(r).error();
-      }
+      out.push_back({delete_name(t), {json_array(keys)}, true});
+      table_of.emplace_back(order_[n]);
     }
     for (const auto i : order_) {
       const auto& t = tables_[i];
@@ -1295,15 +1406,31 @@ class Worker {
         if (!m) return std::move(m).error();
         rows.push_back(std::move(*m));
       }
-      if (auto r = target_->exec_prepared(upsert_name(t), {json_array(rows)}); !r) {
-        failed_table_ = i;
+      out.push_back({upsert_name(t), {json_array(rows)}, true});
+      table_of.emplace_back(i);
+    }
+    return Ok{};
+  }
+
+  /// Writes `actions` inside the open transaction, statement by statement. On failure
+  /// failed_table_ names the table whose statement failed (unset for a multi-table TRUNCATE).
+  Status apply_actions(const std::map<std::int32_t, TableActions>& actions) {
+    std::vector<Statement> statements;
+    std::vector<std::optional<std::size_t>> table_of;
+    if (auto p = plan_actions(actions, statements, table_of); !p) return p;
+    for (std::size_t n = 0; n < statements.size(); ++n) {
+      const auto& st = statements[n];
+      auto r = st.prepared ? target_->exec_prepared(st.text, st.params) : target_->query(st.text, st.params);
+      if (!r) {
+        failed_table_ = table_of[n];
         return std::move(r).error();
       }
     }
     return Ok{};
   }
 
-  Status record_progress(const std::vector<Change>& batch) {
+  /// The statement that counts `batch` into pgferry.table_state, in the batch's transaction.
+  Statement progress(const std::vector<Change>& batch) const {
     std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> per_table;  // rows, last id
     for (const auto& c : batch) {
       auto& p = per_table[c.table_id];
@@ -1333,14 +1460,12 @@ class Worker {
     names += ']';
     counts += '}';
     last += '}';
-    auto r = target_->query(
+    return {
         "UPDATE pgferry.table_state s SET rows_applied = s.rows_applied + u.n, last_journal_id = u.last_id, "
         "last_applied_at = now(), updated_at = now() "
         "FROM (SELECT jsonb_array_elements_text($1::jsonb) AS name, unnest($2::bigint[]) AS n, "
         "unnest($3::bigint[]) AS last_id) u WHERE s.source_table = u.name",
-        {names, counts, last});
-    if (!r) return std::move(r).error();
-    return Ok{};
+        {names, counts, last}};
   }
 
   /// Vacuums the journal after every journal.vacuum_after_rows acknowledged rows (at most ten
@@ -1621,8 +1746,9 @@ class Worker {
   std::string suspects_;  // xid8[] text of writers that may have seen the bell disarmed
   milliseconds suspect_wait_{5};
   std::optional<Chunking> chunk_;
-  bool nearly_empty_ = true;     // the last read found few rows: try kReadAll first
-  std::set<std::int32_t> held_;  // tables whose journal rows wait for their initial copy
+  std::optional<ReadAhead> ahead_;  // the next batch, read while the last one was applied
+  bool nearly_empty_ = true;        // the last read found few rows: try kReadAll first
+  std::set<std::int32_t> held_;     // tables whose journal rows wait for their initial copy
   std::set<std::int32_t> pending_copy_;
   std::thread copier_;
   bool copying_ = false;
@@ -1648,6 +1774,7 @@ class Worker {
   std::uint64_t batches_ = 0;
   std::uint64_t rows_ = 0;
   std::uint64_t spanning_ = 0;
+  std::uint64_t read_ahead_ = 0;  // batches read while the one before was applied
   std::uint64_t acked_since_vacuum_ = 0;
   std::uint64_t vacuums_ = 0;
   bool may_vacuum_ = true;

@@ -107,11 +107,11 @@ TEST_F(Durability, AMillionRowTransactionArrivesWholeInBoundedMemory) {
       << "rows on the target: " << target().scalar("SELECT count(*) FROM big");
   ASSERT_TRUE(same_tables({"public.big"}));
   // A batch holds at most 10,000 rows / 16 MB of images; the reader's result, the decoded
-  // changes and the JSON sent to the target are each about one batch, so a few times 16 MB plus
-  // the binary (~20 MB) is the most it may need. Reading the whole transaction at once would take
-  // well over 300 MB for these million rows.
-  // AddressSanitizer's shadow memory and quarantine triple a process's footprint (measured:
-  // ~430 MB here); the bound still catches a replicator that holds the whole transaction.
+  // changes and the JSON sent to the target are each about one batch, and the next chunk is read
+  // while one is applied, so a few times 16 MB plus the binary (~20 MB) is the most it may need. Reading the whole
+  // transaction at once would take well over 300 MB for these million rows. AddressSanitizer's shadow memory and
+  // quarantine triple a process's footprint (measured: ~430 MB here); the bound still catches a replicator that holds
+  // the whole transaction.
 #if defined(__SANITIZE_ADDRESS__)
   constexpr long kLimitKb = 700L * 1024;
 #else

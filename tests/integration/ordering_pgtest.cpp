@@ -157,6 +157,73 @@ TEST_F(ReaderCost, ABatchReadStaysLinearWhenTheJournalLooksEmptyToThePlanner) {
   EXPECT_LT(read, 10LL * kRows) << "entries of journal_xid_id_idx read to replicate " << kRows << " rows\n" << log();
 }
 
+// While the target applies a batch, the reader reads the next one past that batch's ids (they
+// are acknowledged only after the target commits). Every journal row must still be applied
+// exactly once — a batch read again after it was read ahead would count twice — and in an order
+// the source's row locks allow, with transactions committing out of id order throughout: writers
+// queue on a few hot rows, some pausing after they took their journal id. A transaction eight
+// batches long is applied chunk by chunk, each next chunk read while one is applied.
+TEST_F(Ordering, EveryJournalRowIsAppliedOnceWhileTheNextBatchIsReadAhead) {
+  on_both("CREATE TABLE public.hot (id int PRIMARY KEY, v int NOT NULL)");
+  on_both("CREATE TABLE public.ins (id int PRIMARY KEY, writer int NOT NULL)");
+  on_both("INSERT INTO hot SELECT g, 0 FROM generate_series(1, 8) g");
+  const auto config = configure("  - public.hot\n  - public.ins\n", "batch: {max_rows: 50}\n");
+  start(config);
+  ASSERT_TRUE(same_tables({"public.hot", "public.ins"}));
+  ASSERT_EQ(ferry().stop(), 0);
+  const auto applied = [&] { return std::stoll(target().scalar("SELECT sum(rows_applied) FROM pgferry.table_state")); };
+  const auto journaled = [&] {
+    return std::stoll(
+        source().scalar("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM pgferry.journal_id_seq"));
+  };
+  const long long applied_before = applied();
+  const long long journaled_before = journaled();
+
+  constexpr int kWriters = 4;
+  constexpr int kTransactions = 500;  // per writer, two journal rows each, no rollbacks
+  std::atomic<int> done{0};
+  const auto write = [&](int w, int from, int to) {
+    std::mt19937 rng(static_cast<unsigned>(w));
+    PgClient db = source();
+    for (int i = from; i < to; ++i) {
+      const auto k = std::to_string(std::uniform_int_distribution<int>(1, 8)(rng));
+      std::string sql = "BEGIN; UPDATE hot SET v = v + 1 WHERE id = " + k + ";";
+      if (std::uniform_int_distribution<int>(0, 9)(rng) == 0) sql += "SELECT pg_sleep(0.002);";
+      sql += "INSERT INTO ins VALUES (" + std::to_string(w * 100000 + i) + ", " + std::to_string(w) + "); COMMIT";
+      db.exec(sql);
+      ++done;
+    }
+  };
+  const auto all_write = [&](int from, int to) {
+    std::vector<std::thread> writers;
+    writers.reserve(kWriters);
+    for (int w = 0; w < kWriters; ++w) writers.emplace_back(write, w, from, to);
+    for (auto& t : writers) t.join();
+  };
+  // Half as a backlog (a drain in 50-row batches), half while the replicator catches up.
+  constexpr int kLarge = 400;
+  PgClient large = source();
+  large.exec("BEGIN; INSERT INTO ins SELECT g, -1 FROM generate_series(1000000, " + std::to_string(999999 + kLarge) +
+             ") g");
+  all_write(0, kTransactions / 2);
+  large.exec("UPDATE hot SET v = v + 1000; COMMIT");  // its first rows precede every writer's
+  start(config);
+  all_write(kTransactions / 2, kTransactions);
+  ASSERT_EQ(done.load(), kWriters * kTransactions);
+  ASSERT_TRUE(same_tables({"public.hot", "public.ins"}, "id", 120000)) << log();
+  ASSERT_EQ(ferry().stop(), 0);
+  EXPECT_EQ(journaled() - journaled_before, 2LL * kWriters * kTransactions + kLarge + 8);
+  EXPECT_EQ(applied() - applied_before, journaled() - journaled_before) << "journal rows applied more than once\n"
+                                                                        << log();
+  // The read ahead really happened: "stopped: N batches (M read while the one before was applied)".
+  const std::string log_text = ferry().log();
+  const auto at = log_text.rfind(" read while the one before was applied");
+  ASSERT_NE(at, std::string::npos) << log_text;
+  const auto open = log_text.rfind('(', at);
+  EXPECT_GT(std::stol(log_text.substr(open + 1, at - open - 1)), 10) << log_text;
+  EXPECT_NE(log_text.find("applied in 9 chunk(s)"), std::string::npos) << log_text;
+}
+
 TEST_F(Ordering, SixteenClientsOnOverlappingRowsEndEqual) {
   on_both("CREATE TABLE public.hot (id int PRIMARY KEY, v int NOT NULL, tag text)");
   // Small batches make many batch boundaries fall between concurrent transactions.
