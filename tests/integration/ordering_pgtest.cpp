@@ -96,6 +96,17 @@ class ReaderCost : public ReplicationTest {
     EXPECT_EQ(ferry().stop(), 0);
     return done;
   }
+  // Zeroes the statistics of the journal's indexes.
+  void reset_index_counters() const {
+    for (const char* index : {"pgferry.journal_pkey", "pgferry.journal_xid_id_idx"}) {
+      source().exec(std::string("SELECT pg_stat_reset_single_table_counters('") + index + "'::regclass)");
+    }
+  }
+  // The sum of `column` of `view` over the journal's indexes, once the stopped replicator's
+  // sessions reported at least `at_least` (see counter).
+  long long index_counter(const std::string& view, const std::string& column, long long at_least) const {
+    return counter("SELECT sum(" + column + ") FROM " + view + " WHERE relid = 'pgferry.journal'::regclass", at_least);
+  }
   // A statistics counter once the stopped replicator's sessions have reported it (they do as they
   // end, a moment after the process exits): at least `at_least`, then settled.
   long long counter(const std::string& sql, long long at_least) const {
@@ -148,12 +159,9 @@ TEST_F(ReaderCost, ABatchReadStaysLinearWhenTheJournalLooksEmptyToThePlanner) {
   s.exec(
       "DO $$ BEGIN FOR i IN 0..9999 LOOP INSERT INTO t SELECT g, g FROM generate_series(i * 3 + 1, i * 3 + 3) g; "
       "COMMIT; END LOOP; END $$");
-  s.exec("SELECT pg_stat_reset_single_table_counters('pgferry.journal_xid_id_idx'::regclass)");
-  s.exec("SELECT pg_stat_reset_single_table_counters('pgferry.journal_pkey'::regclass)");
+  reset_index_counters();
   ASSERT_TRUE(replicate(config, kRows)) << log();
-  const long long read = counter(
-      "SELECT sum(coalesce(idx_tup_read, 0)) FROM pg_stat_user_indexes WHERE relid = 'pgferry.journal'::regclass",
-      kRows);
+  const long long read = index_counter("pg_stat_user_indexes", "idx_tup_read", kRows);
   EXPECT_LT(read, 10LL * kRows) << "entries of the journal's indexes read to replicate " << kRows << " rows\n" << log();
 }
 
@@ -176,12 +184,9 @@ TEST_F(ReaderCost, TheAckStaysLinearWhenTheStatisticsSayTheJournalIsEmpty) {
   s.exec(
       "UPDATE pg_class SET reltuples = 0, relpages = pg_relation_size(oid) / 8192 WHERE oid IN "
       "('pgferry.journal'::regclass, 'pgferry.journal_pkey'::regclass, 'pgferry.journal_xid_id_idx'::regclass)");
-  s.exec("SELECT pg_stat_reset_single_table_counters('pgferry.journal_xid_id_idx'::regclass)");
-  s.exec("SELECT pg_stat_reset_single_table_counters('pgferry.journal_pkey'::regclass)");
+  reset_index_counters();
   ASSERT_TRUE(replicate(config, kRows)) << log();
-  const long long pages = counter(
-      "SELECT sum(idx_blks_hit + idx_blks_read) FROM pg_statio_user_indexes WHERE relid = 'pgferry.journal'::regclass",
-      kRows);
+  const long long pages = index_counter("pg_statio_user_indexes", "idx_blks_hit + idx_blks_read", kRows);
   EXPECT_LT(pages, 20LL * kRows) << "index pages of the journal visited to replicate " << kRows << " rows\n" << log();
 }
 
