@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <map>
 #include <optional>
@@ -250,6 +251,14 @@ class Worker {
       retry_backoff_.reset();
     }
     finish_copy();
+    if (vacuuming_) {  // a vacuum outlives its client until it ends: stop it with the replicator
+      if (PGcancel* cancel = PQgetCancel(vacuum_->raw()); cancel != nullptr) {
+        std::array<char, 256> err{};
+        (void)PQcancel(cancel, err.data(), static_cast<int>(err.size()));
+        PQfreeCancel(cancel);
+      }
+    }
+    vacuum_.reset();
     spdlog::info("stopped: {} batches ({} read while the one before was applied), {} journal rows applied since start",
                  batches_, read_ahead_, rows_);
     return 0;
@@ -597,6 +606,7 @@ class Worker {
   }
 
   Status do_step() {
+    poll_vacuum();
     if (auto s = check_requests(); !s) return s;
     if (auto s = poll_copies(); !s) return s;
     control_.clear_wake();
@@ -1489,11 +1499,15 @@ class Worker {
 
   /// Vacuums the journal after every journal.vacuum_after_rows acknowledged rows (at most ten
   /// times a second), so its dead rows are reused within seconds instead of piling up for autovacuum's
-  /// minute-long naptime. Runs between batches on the reader's connection (never in a
-  /// transaction). A role that does not own the journal cannot vacuum it: autovacuum it is.
+  /// minute-long naptime. On a connection of its own, without waiting for it: a vacuum of a large
+  /// journal takes seconds (4–5 s in bench/e2e's ramps), and run on the reader's connection it
+  /// stopped the stream for that long. A role that does not own the journal cannot vacuum it:
+  /// autovacuum it is. A vacuum that fails is logged and tried again later; it never stops the
+  /// stream.
   Status maybe_vacuum() {
+    poll_vacuum();
     const auto every = static_cast<std::uint64_t>(config_.journal.vacuum_after_rows);
-    if (every == 0 || !may_vacuum_ || acked_since_vacuum_ < every) return Ok{};
+    if (every == 0 || !may_vacuum_ || vacuuming_ || acked_since_vacuum_ < every) return Ok{};
     // At most 10% of the time: a vacuum scans the whole journal, so while a large backlog drains
     // (1M rows: ~100 ms each) it would otherwise cost more than the rows it lets be reused.
     const auto now = Clock::now();
@@ -1510,15 +1524,61 @@ class Worker {
         return Ok{};
       }
     }
-    const auto started = Clock::now();
-    if (auto s = source_->run("VACUUM (SKIP_LOCKED) pgferry.journal"); !s) return s;
-    last_vacuum_ = Clock::now();
-    last_vacuum_took_ = last_vacuum_ - started;
-    spdlog::debug("vacuumed the journal after {} acknowledged row(s) in {} ms", acked_since_vacuum_,
-                  std::chrono::duration_cast<milliseconds>(last_vacuum_ - started).count());
-    acked_since_vacuum_ = 0;
-    ++vacuums_;
+    if (!vacuum_ || !vacuum_->alive()) {
+      vacuum_.reset();
+      auto v = Session::connect(config_.source, "source", "pgferry vacuum");
+      if (!v) {
+        vacuum_failed(now, v.error().describe());
+        return Ok{};
+      }
+      vacuum_.emplace(std::move(*v));
+    }
+    if (PQsendQuery(vacuum_->raw(), "VACUUM (SKIP_LOCKED) pgferry.journal") != 1) {
+      vacuum_failed(now, PQerrorMessage(vacuum_->raw()));
+      vacuum_.reset();
+      return Ok{};
+    }
+    vacuuming_ = true;
+    vacuum_started_ = now;
+    vacuum_rows_ = std::exchange(acked_since_vacuum_, 0);
     return Ok{};
+  }
+
+  /// Takes the result of a vacuum that has finished, if one has; never waits.
+  void poll_vacuum() {
+    if (!vacuuming_) return;
+    PGconn* c = vacuum_->raw();
+    if (PQconsumeInput(c) == 0) {
+      vacuum_failed(Clock::now(), PQerrorMessage(c));
+      vacuum_.reset();
+      return;
+    }
+    if (PQisBusy(c) != 0) return;
+    std::string error;
+    while (PgResultPtr r{PQgetResult(c)}) {
+      if (PQresultStatus(r.get()) != PGRES_COMMAND_OK && error.empty()) error = PQresultErrorMessage(r.get());
+    }
+    if (!error.empty()) {
+      vacuum_failed(Clock::now(), error);
+      return;
+    }
+    vacuuming_ = false;
+    last_vacuum_ = Clock::now();
+    last_vacuum_took_ = last_vacuum_ - vacuum_started_;
+    spdlog::debug("vacuumed the journal after {} acknowledged row(s) in {} ms", vacuum_rows_,
+                  std::chrono::duration_cast<milliseconds>(last_vacuum_took_).count());
+    ++vacuums_;
+  }
+
+  /// A vacuum could not start or failed: logged, and tried again no sooner than 9 s later (the
+  /// 10% rule, with at least a second counted for this attempt).
+  void vacuum_failed(Clock::time_point now, std::string_view why) {
+    vacuuming_ = false;
+    last_vacuum_ = now;
+    last_vacuum_took_ = std::max<Clock::duration>(last_vacuum_took_, std::chrono::seconds(1));
+    std::string message(why);
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    spdlog::warn("vacuuming the journal failed (left to autovacuum until the next attempt): {}", message);
   }
 
   void maybe_report() {
@@ -1800,6 +1860,10 @@ class Worker {
   bool vacuum_checked_ = false;
   Clock::time_point last_vacuum_{};
   Clock::duration last_vacuum_took_{};
+  std::optional<Session> vacuum_;  // the journal's vacuum runs here, not on the reader's connection
+  bool vacuuming_ = false;         // a VACUUM was sent on vacuum_ and has not finished
+  Clock::time_point vacuum_started_{};
+  std::uint64_t vacuum_rows_ = 0;  // acknowledged rows the running vacuum is for
   Clock::time_point last_report_ = Clock::now();
   Clock::time_point last_request_check_{};
 };

@@ -455,6 +455,38 @@ TEST_F(Run, TheReplicatorVacuumsTheJournalItConsumed) {
   EXPECT_LT(heap, 1600L * 1024) << log();
 }
 
+// The replicator's journal vacuum runs on a connection of its own: a vacuum of a large journal
+// takes seconds, and on the reader's connection the stream stopped until it ended (4-5 s in
+// bench/e2e). Here vacuums crawl (cost-based delay for the replicator's database); a row written
+// while one runs must still arrive, and stopping must not wait for the vacuum.
+TEST_F(Run, ASlowJournalVacuumDoesNotHoldUpTheStream) {
+  on_both(kItems);
+  source().exec("ALTER DATABASE " + db_ + " SET vacuum_cost_delay = 100");
+  source().exec("ALTER DATABASE " + db_ + " SET vacuum_cost_limit = 1");
+  const auto config = configure("  - public.items\n", "journal: {vacuum_after_rows: 100}\n");
+  start(config);
+  ASSERT_TRUE(eventually([&] { return caught_up(); }, 30000)) << log();
+  const auto vacuum_running = [&] {
+    return source().scalar(
+               "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'VACUUM (SKIP_LOCKED) pgferry.journal%' "
+               "AND state = 'active'") == "1";
+  };
+  // A backlog of 5,000 journal rows (the replicator stopped): the first vacuum after 100 acks
+  // visits a few hundred pages at 100 ms each, half a minute or more.
+  ASSERT_EQ(ferry().stop(), 0);
+  write_load("items", 4, 1250, 1);
+  start(config);
+  ASSERT_TRUE(eventually(vacuum_running, 30000)) << log();
+  source().exec("INSERT INTO items VALUES (100000, 'while the journal is vacuumed', 1, NULL)");
+  ASSERT_TRUE(eventually([&] { return target().scalar("SELECT count(*) FROM items WHERE id = 100000") == "1"; }, 30000))
+      << log();
+  EXPECT_TRUE(vacuum_running()) << "the vacuum should still crawl (vacuum_cost_limit = 1)\n" << log();
+  const auto stopping = std::chrono::steady_clock::now();
+  EXPECT_EQ(ferry().stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, std::chrono::seconds(10)) << log();
+  EXPECT_TRUE(eventually([&] { return !vacuum_running(); }, 10000)) << "the vacuum outlived the replicator";
+}
+
 TEST_F(Run, SigtermWhileIdleExitsZeroWithinShutdownTimeout) {
   on_both(kItems);
   const auto config = configure("  - public.items\n", "shutdown_timeout: 5s\n");
