@@ -132,15 +132,16 @@ Result<std::string> Session::scalar(std::string_view sql, const std::vector<Para
   return value(r->get(), 0, 0);
 }
 
+Error Session::lost_pipeline(std::string_view what) {
+  broken_ = true;
+  last_sqlstate_.clear();
+  return runtime_error(label() + " database",
+                       scrub_password(fmt::format("{}: {}", what, PQerrorMessage(conn_.get())), conninfo_));
+}
+
 Status Session::send_pipeline(const std::vector<Statement>& statements) {
-  auto lost = [&](std::string_view what) -> Status {
-    broken_ = true;  // some of it may be on the wire: the session cannot be used again
-    last_sqlstate_.clear();
-    return runtime_error(label() + " database",
-                         scrub_password(fmt::format("{}: {}", what, PQerrorMessage(conn_.get())), conninfo_));
-  };
-  if (PQenterPipelineMode(conn_.get()) != 1) return lost("cannot enter pipeline mode");
-  pipelined_ = statements.size();
+  // Some of it may be on the wire when sending fails: the session cannot be used again.
+  if (PQenterPipelineMode(conn_.get()) != 1) return lost_pipeline("cannot enter pipeline mode");
   std::vector<const char*> values;
   for (const auto& st : statements) {
     values.clear();
@@ -149,9 +150,9 @@ Status Session::send_pipeline(const std::vector<Statement>& statements) {
     const int sent =
         st.prepared ? PQsendQueryPrepared(conn_.get(), st.text.c_str(), n, values.data(), nullptr, nullptr, 0)
                     : PQsendQueryParams(conn_.get(), st.text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
-    if (sent != 1) return lost("cannot send a pipelined statement");
+    if (sent != 1) return lost_pipeline("cannot send a pipelined statement");
   }
-  if (PQpipelineSync(conn_.get()) != 1) return lost("cannot send a pipeline's sync");
+  if (PQpipelineSync(conn_.get()) != 1) return lost_pipeline("cannot send a pipeline's sync");
   return Ok{};
 }
 
@@ -163,12 +164,11 @@ Status Session::finish_pipeline(std::size_t& failed) {
     PgResultPtr res(PQgetResult(conn_.get()));
     if (!res) {
       if (between || PQstatus(conn_.get()) != CONNECTION_OK) {
-        broken_ = true;
-        if (first_error) return std::move(*first_error);
-        last_sqlstate_.clear();
-        return runtime_error(label() + " database", scrub_password(fmt::format("a pipeline's results were cut off: {}",
-                                                                               PQerrorMessage(conn_.get())),
-                                                                   conninfo_));
+        if (first_error) {
+          broken_ = true;
+          return std::move(*first_error);
+        }
+        return lost_pipeline("a pipeline's results were cut off");
       }
       between = true;
       continue;
@@ -177,8 +177,7 @@ Status Session::finish_pipeline(std::size_t& failed) {
     const auto st = PQresultStatus(res.get());
     if (st == PGRES_PIPELINE_SYNC) break;
     if (st != PGRES_PIPELINE_ABORTED && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !first_error) {
-      const std::string sql = index < pipelined_ ? fmt::format("pipelined statement {}", index) : "pipeline";
-      auto r = check(std::move(res), sql);
+      auto r = check(std::move(res), fmt::format("pipelined statement {}", index));
       if (!r) {
         failed = index;
         first_error = std::move(r).error();
@@ -186,18 +185,8 @@ Status Session::finish_pipeline(std::size_t& failed) {
     }
     ++index;
   }
-  const std::string sqlstate = last_sqlstate_;
-  if (PQexitPipelineMode(conn_.get()) != 1) {
-    broken_ = true;
-    return runtime_error(
-        label() + " database",
-        scrub_password(fmt::format("cannot leave pipeline mode: {}", PQerrorMessage(conn_.get())), conninfo_));
-  }
-  pipelined_ = 0;
-  if (first_error) {
-    last_sqlstate_ = sqlstate;
-    return std::move(*first_error);
-  }
+  if (PQexitPipelineMode(conn_.get()) != 1) return lost_pipeline("cannot leave pipeline mode");
+  if (first_error) return std::move(*first_error);  // last_sqlstate_ is its SQLSTATE (check)
   last_sqlstate_.clear();
   return Ok{};
 }

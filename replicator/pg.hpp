@@ -94,14 +94,15 @@ class Session {
  private:
   Session(PgConnPtr conn, std::string label, std::string conninfo);
   Result<PgResultPtr> check(PgResultPtr res, std::string_view sql);
+  /// A pipeline that cannot be sent or read to the end: the session is dead; the error says what.
+  Error lost_pipeline(std::string_view what);
 
   PgConnPtr conn_;
   // On the heap so the notice processor's pointer to it survives moves of the Session.
   std::unique_ptr<std::string> label_;
   std::string conninfo_;  // kept only to scrub the password from messages
   std::string last_sqlstate_;
-  std::size_t pipelined_ = 0;  // statements sent by send_pipeline and not yet collected
-  bool broken_ = false;
+  bool broken_ = false;  // a pipeline could not be sent or read to the end
 };
 
 /// The value at (row, col) as a string ("" for NULL).

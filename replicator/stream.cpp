@@ -11,6 +11,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -85,24 +86,10 @@ constexpr int kTargetSlot = 1;
 constexpr int kCopySourceSlot = 2;
 constexpr int kCopyTargetSlot = 3;
 
-std::string pg_array(const std::vector<std::int64_t>& ids) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(ids[i]);
-  }
-  return out + "}";
-}
-
-std::string pg_int_array(const std::set<std::int32_t>& ids) {
-  std::string out = "{";
-  bool first = true;
-  for (const auto id : ids) {
-    if (!first) out += ',';
-    first = false;
-    out += std::to_string(id);
-  }
-  return out + "}";
+/// A PostgreSQL array literal of values that need no quoting (numbers, xid8): "{1,2,3}".
+template <typename Range>
+std::string pg_array(const Range& values) {
+  return fmt::format("{{{}}}", fmt::join(values, ","));
 }
 
 std::string json_array(const std::vector<std::string>& objects) {
@@ -674,7 +661,7 @@ class Worker {
   std::string skipped_tables() const {
     std::set<std::int32_t> skip = held_;
     skip.insert(stopped_.begin(), stopped_.end());
-    return pg_int_array(skip);
+    return pg_array(skip);
   }
 
   Status read_batch(std::vector<Change>& out) {
@@ -742,20 +729,17 @@ class Worker {
     auto first = source_->query(kByCommitOrder, {held, std::to_string(config_.batch.max_rows)});
     if (!first) return std::move(first).error();
     const PGresult* r = first->get();
-    std::string xids = "{";
+    std::vector<std::string_view> xids;
     std::int64_t rows = 0;
     std::int64_t bytes = 0;
-    int taken = 0;
     for (int i = 0; i < PQntuples(r); ++i) {
       rows += std::strtoll(PQgetvalue(r, i, 1), nullptr, 10);
       bytes += std::strtoll(PQgetvalue(r, i, 2), nullptr, 10);
       if (rows > config_.batch.max_rows || bytes > config_.batch.max_bytes) break;
-      xids += taken++ > 0 ? "," : "";
-      xids += PQgetvalue(r, i, 0);
+      xids.emplace_back(PQgetvalue(r, i, 0));
     }
-    xids += '}';
-    if (taken > 0) {
-      auto batch = source_->query(kReadTransactions, {xids, held});
+    if (!xids.empty()) {
+      auto batch = source_->query(kReadTransactions, {pg_array(xids), held});
       if (!batch) return std::move(batch).error();
       return decode(batch->get(), out);
     }
@@ -915,9 +899,15 @@ class Worker {
     if (auto g = guard(batch, stopped_one); !g) return g;
     if (stopped_one) return Ok{};  // read again without the stopped table: nothing was acked
 
+    // The batch's journal rows as the read-ahead and the ack name them: ids, and their transactions.
     std::vector<std::int64_t> ids;
+    std::vector<std::string_view> xids;
     ids.reserve(batch.size());
-    for (const auto& c : batch) ids.push_back(c.id);
+    xids.reserve(batch.size());
+    for (const auto& c : batch) {
+      ids.push_back(c.id);
+      xids.emplace_back(c.xid);
+    }
     const std::string id_array = pg_array(ids);
 
     // The fast path: the whole batch as one set per table. With no key held back, in one
@@ -1000,13 +990,7 @@ class Worker {
     // changes nothing (upserts of the same images, deletes of absent keys).
     // The ack also reads the source's clock (after the target committed): each transaction's
     // end-to-end latency is that minus its last captured change, on the source's clock.
-    std::string xids = "{";
-    for (const auto& c : batch) {
-      if (xids.size() > 1) xids += ',';
-      xids += c.xid;
-    }
-    xids += '}';
-    auto ack = source_->scalar(kAck, {id_array, xids});
+    auto ack = source_->scalar(kAck, {id_array, pg_array(xids)});
     if (!ack) return std::move(ack).error();
     ahead_ = std::move(next);  // read past this batch: valid now that it is acknowledged
     record_applied(batch, rejected, held, std::strtod(ack->c_str(), nullptr), started);
@@ -1505,7 +1489,6 @@ class Worker {
   /// autovacuum it is. A vacuum that fails is logged and tried again later; it never stops the
   /// stream.
   Status maybe_vacuum() {
-    poll_vacuum();
     const auto every = static_cast<std::uint64_t>(config_.journal.vacuum_after_rows);
     if (every == 0 || !may_vacuum_ || vacuuming_ || acked_since_vacuum_ < every) return Ok{};
     // At most 10% of the time: a vacuum scans the whole journal, so while a large backlog drains
@@ -1544,7 +1527,7 @@ class Worker {
     return Ok{};
   }
 
-  /// Takes the result of a vacuum that has finished, if one has; never waits.
+  /// Takes the result of a vacuum that has finished, if one has; never waits. Once per step.
   void poll_vacuum() {
     if (!vacuuming_) return;
     PGconn* c = vacuum_->raw();
