@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -135,6 +136,7 @@ class Parser {
         {"PGFERRY_BATCH_MAX_ROWS", "batch.max_rows"},
         {"PGFERRY_BATCH_MAX_BYTES", "batch.max_bytes"},
         {"PGFERRY_APPLY_REPLICA_ROLE", "apply.replica_role"},
+        {"PGFERRY_APPLY_SYNCHRONOUS_COMMIT", "apply.synchronous_commit"},
         {"PGFERRY_JOURNAL_VACUUM_AFTER_ROWS", "journal.vacuum_after_rows"},
         {"PGFERRY_RECONNECT_INITIAL_DELAY", "reconnect.initial_delay"},
         {"PGFERRY_RECONNECT_MAX_DELAY", "reconnect.max_delay"},
@@ -628,11 +630,30 @@ class Parser {
     if (!node.IsMap())
       return error(node, "apply", fmt::format("must be a mapping, not {}", describe(node)),
                    "write it as apply: {replica_role: false}");
-    if (auto s = known_keys(node, "apply.", {"replica_role"}); !s) return s;
+    if (auto s = known_keys(node, "apply.", {"replica_role", "synchronous_commit"}); !s) return s;
     if (node["replica_role"].IsDefined()) {
       auto b = bool_value(node["replica_role"], "apply.replica_role");
       if (!b) return std::move(b).error();
       apply.replica_role = *b;
+    }
+    if (const auto sc = node["synchronous_commit"]; sc.IsDefined()) {
+      auto v = string_value(sc, "apply.synchronous_commit");
+      if (!v) return std::move(v).error();
+      // YAML 1.1 reads off/on as booleans; written either way they mean PostgreSQL's off/on.
+      static const std::map<std::string, std::string> kLevels = {{"off", "off"},
+                                                                 {"false", "off"},
+                                                                 {"local", "local"},
+                                                                 {"remote_write", "remote_write"},
+                                                                 {"on", "on"},
+                                                                 {"true", "on"},
+                                                                 {"remote_apply", "remote_apply"}};
+      auto it = kLevels.find(*v);
+      if (it == kLevels.end()) {
+        return error(sc, "apply.synchronous_commit", fmt::format("'{}' is not a synchronous_commit level", *v),
+                     "use off (the default: acknowledge after the target's WAL flush), local, remote_write, on or "
+                     "remote_apply");
+      }
+      apply.synchronous_commit = it->second;
     }
     return Ok{};
   }

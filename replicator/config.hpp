@@ -65,6 +65,11 @@ struct ApplyConfig {
   /// SET session_replication_role = replica on the target: foreign keys and user triggers are
   /// not fired for replicated rows (needs superuser or GRANT SET ON PARAMETER).
   bool replica_role = false;
+  /// The target session's synchronous_commit. `off` (the default, as native logical replication's
+  /// apply worker): a batch is visible on the target without waiting for its WAL flush, and its
+  /// journal rows are acknowledged only once the target reports its WAL flushed past the batch's
+  /// commit. Any other value: the commit waits for that durability and the ack follows at once.
+  std::string synchronous_commit = "off";
 };
 
 /// Upkeep of the source journal. Acknowledged rows are deleted, and autovacuum (whose naptime is

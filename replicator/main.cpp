@@ -121,7 +121,8 @@ Tables never copied (table_state.status 'pending') get an initial copy first, wh
 stream. A change the target rejects goes to pgferry.sync_errors (later changes of its key wait
 behind it); a table whose target broke, or a batch deleting most of a table, stops that table
 only: see `pgferry errors`. Settings (pgferry.yaml): batch.max_rows (10000), batch.max_bytes
-(64MB), apply.replica_role (false), journal.vacuum_after_rows (50000; 0 leaves the journal to
+(64MB), apply.replica_role (false), apply.synchronous_commit (off: acknowledge after the target's WAL
+flush), journal.vacuum_after_rows (50000; 0 leaves the journal to
 autovacuum), reconnect.initial_delay (100ms), reconnect.max_delay (30s), reconnect.max_attempts
 (0 = forever), connection.heartbeat_interval (10s), guard.max_delete_fraction (0.5), sweep.interval (60s),
 verify.every (0s = off), poll_interval (1s, the idle safety net behind the doorbell),

@@ -156,7 +156,7 @@ Status Session::send_pipeline(const std::vector<Statement>& statements) {
   return Ok{};
 }
 
-Status Session::finish_pipeline(std::size_t& failed) {
+Status Session::finish_pipeline(std::size_t& failed, PgResultPtr* rows) {
   std::optional<Error> first_error;
   std::size_t index = 0;
   bool between = true;  // libpq ends each statement's results with one NULL; two in a row: gone
@@ -182,6 +182,8 @@ Status Session::finish_pipeline(std::size_t& failed) {
         failed = index;
         first_error = std::move(r).error();
       }
+    } else if (st == PGRES_TUPLES_OK && rows != nullptr) {
+      *rows = std::move(res);
     }
     ++index;
   }

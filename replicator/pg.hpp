@@ -2,6 +2,7 @@
 // libpq ownership types, and a small blocking session for the one-shot commands (setup, check,
 // teardown). The replicator's event loop uses nonblocking connections instead (connection.*).
 
+#include <fmt/format.h>
 #include <libpq-fe.h>
 
 #include <chrono>
@@ -80,7 +81,8 @@ class Session {
   /// Waits for the results of the statements send_pipeline sent and leaves pipeline mode. On
   /// failure `failed` is the index of the statement that failed (the server skipped the ones
   /// after it, up to the sync); a pipeline whose results cannot be read leaves the session dead.
-  [[nodiscard]] Status finish_pipeline(std::size_t& failed);
+  /// `rows`, if given, gets the result of the last statement that returned rows.
+  [[nodiscard]] Status finish_pipeline(std::size_t& failed, PgResultPtr* rows = nullptr);
   /// Runs statements, discarding results.
   [[nodiscard]] Status run(std::string_view sql);
   /// The single value of a one-row, one-column query ("" for NULL).
@@ -104,6 +106,12 @@ class Session {
   std::string last_sqlstate_;
   bool broken_ = false;  // a pipeline could not be sent or read to the end
 };
+
+/// A PostgreSQL array literal of values that need no quoting (numbers, xid8): "{1,2,3}".
+template <typename Range>
+[[nodiscard]] std::string pg_array(const Range& values) {
+  return fmt::format("{{{}}}", fmt::join(values, ","));
+}
 
 /// The value at (row, col) as a string ("" for NULL).
 [[nodiscard]] inline std::string value(const PGresult* r, int row, int col) {

@@ -15,6 +15,7 @@
 #include <thread>
 #include <utility>
 
+#include "acks.hpp"
 #include "backoff.hpp"
 #include "capture_sql.hpp"
 #include "coalesce.hpp"
@@ -86,12 +87,6 @@ constexpr int kTargetSlot = 1;
 constexpr int kCopySourceSlot = 2;
 constexpr int kCopyTargetSlot = 3;
 
-/// A PostgreSQL array literal of values that need no quoting (numbers, xid8): "{1,2,3}".
-template <typename Range>
-std::string pg_array(const Range& values) {
-  return fmt::format("{{{}}}", fmt::join(values, ","));
-}
-
 std::string json_array(const std::vector<std::string>& objects) {
   std::size_t size = 2;
   for (const auto& o : objects) size += o.size() + 1;
@@ -162,6 +157,10 @@ ORDER BY id)";
 /// The most rows kReadAll takes (fewer when batch.max_rows is lower).
 constexpr std::int64_t kReadAllRows = 64;
 
+/// Applied rows not yet acknowledged, in batch.max_rows, above which the stream waits for their
+/// flush and ack before it reads on (acks.hpp): every read passes over them.
+constexpr std::size_t kMaxUnackedBatches = 4;
+
 /// When the head holds no whole transaction (a large one fills it): the transactions in an order
 /// consistent with commit order, by their last id, with their sizes. Taking the first few by last
 /// id is as safe as the head: if T touched a row after U committed, U's last id is below T's id
@@ -183,22 +182,6 @@ SELECT id, xid, table_id, op, old_key, new_row, extract(epoch FROM captured_at):
 WHERE xid = $1::xid8 AND id > $2 AND table_id <> ALL ($3::int[])
 ORDER BY id LIMIT $4)";
 
-/// The ack: deletes a batch's journal rows (ids $1, their transactions $2) and reads the source's
-/// clock. Each row is found by its (xid, id) — a key both journal indexes serve with one descent —
-/// in a lateral subquery the planner may not flatten (OFFSET 0), so it can only be probed once per
-/// row; the rows are then deleted by ctid (a TID scan, no index). Written as `id = ANY ($1)`, a
-/// planner that believed the journal empty (statistics from a vacuum of the emptied journal, the
-/// normal state of a replicator that keeps up) chose journal_xid_id_idx with `id = ANY` as a
-/// condition on its second column: PostgreSQL 15 then scans the whole index once per array
-/// element: 1.0 s for one ack of 1,862 ids in bench/e2e, 10.9 s for a later, larger one.
-constexpr const char* kAck = R"(
-WITH acked AS (
-  DELETE FROM pgferry.journal WHERE ctid = ANY (ARRAY(
-    SELECT j.ctid FROM unnest($1::bigint[], $2::xid8[]) AS a(id, xid)
-    CROSS JOIN LATERAL (SELECT ctid FROM pgferry.journal WHERE xid = a.xid AND id = a.id OFFSET 0) j))
-)
-SELECT extract(epoch FROM clock_timestamp())::float8)";
-
 class Worker {
  public:
   Worker(const Config& config, std::vector<StreamTable> tables, Control& control)
@@ -209,7 +192,9 @@ class Worker {
         source_rc_(config.reconnect),
         target_rc_(config.reconnect),
         retry_backoff_(BackoffPolicy{config.reconnect.initial_delay, config.reconnect.max_delay, 2.0}),
-        rng_(std::random_device{}()) {
+        ack_backoff_(BackoffPolicy{config.reconnect.initial_delay, config.reconnect.max_delay, 2.0}),
+        rng_(std::random_device{}()),
+        acks_(config.source, config.target, config.apply.synchronous_commit != "off") {
     for (std::size_t i = 0; i < tables_.size(); ++i) by_id_[tables_[i].table_id] = i;
   }
 
@@ -238,6 +223,12 @@ class Worker {
       retry_backoff_.reset();
     }
     finish_copy();
+    // What was applied is acknowledged before the replicator exits (else it is applied again at
+    // the next start, which changes nothing).
+    if (!acks_.idle() && source_ && source_->alive() && target_ && target_->alive()) {
+      if (auto s = settle_acks(); !s) spdlog::warn("acknowledging the last batches at stop: {}", s.error().describe());
+    }
+    acks_.stop();
     if (vacuuming_) {  // a vacuum outlives its client until it ends: stop it with the replicator
       if (PGcancel* cancel = PQgetCancel(vacuum_->raw()); cancel != nullptr) {
         std::array<char, 256> err{};
@@ -271,6 +262,7 @@ class Worker {
   void drop_target() {
     control_.set_cancel(kTargetSlot, nullptr);
     target_.reset();
+    acks_.target_lost();  // batches not known durable may be lost with it: read them again
   }
 
   Status connect_source() {
@@ -299,6 +291,13 @@ class Worker {
     // range scan of the whole rest of the journal per row (47 s per batch on a 100k-row journal,
     // against ~40 ms planned with the values; planning costs ~0.6 ms).
     if (auto r = source_->run("SET enable_seqscan = off; SET enable_bitmapscan = off; SET jit = off"); !r) return r;
+    // The source's clock against ours (the end-to-end latency is measured on the source's clock:
+    // captured_at is its). Zero for a sidecar on the same host; a clock set apart is allowed for.
+    const auto asked = std::chrono::system_clock::now();
+    auto clock = source_->scalar("SELECT extract(epoch FROM clock_timestamp())::float8");
+    if (!clock) return std::move(clock).error();
+    const auto answered = std::chrono::system_clock::now();
+    clock_offset_ = std::strtod(clock->c_str(), nullptr) - epoch_seconds(asked + (answered - asked) / 2);
     bell_on_ = std::nullopt;
     suspects_.clear();
     tel_.connection_up(Conn::Source);
@@ -316,6 +315,9 @@ class Worker {
     target_.emplace(std::move(*t));
     control_.set_cancel(kTargetSlot, PQgetCancel(target_->raw()));
     if (auto r = target_->run("SET application_name = 'pgferry applier'"); !r) return r;
+    // off (the default): a batch is visible without waiting for its WAL flush; its journal rows
+    // are acknowledged once the flusher has flushed past it (acks.hpp).
+    if (auto r = target_->run("SET synchronous_commit = " + config_.apply.synchronous_commit); !r) return r;
     if (config_.apply.replica_role) {
       if (auto r = target_->run("SET session_replication_role = replica"); !r) {
         fatal_ = true;
@@ -332,6 +334,9 @@ class Worker {
     if (auto r = load_table_states(); !r) return r;
     if (auto r = prepare_tables(); !r) return r;
     if (auto r = load_poisoned(); !r) return r;
+    // What an earlier run applied is acknowledged, not applied twice; what a target that
+    // restarted lost (committed without waiting for the flush) is read again.
+    if (auto r = acks_.adopt(*source_, *target_); !r) return r;
     tel_.connection_up(Conn::Target);
     publish_phases();
     if (target_rc_.up(Clock::now())) {
@@ -594,6 +599,12 @@ class Worker {
 
   Status do_step() {
     poll_vacuum();
+    poll_acks(false);
+    if (acks_.rows() >= kMaxUnackedBatches * static_cast<std::size_t>(config_.batch.max_rows)) {
+      // Every read passes over the rows applied and not yet acknowledged: keep them few.
+      if (auto s = settle_acks(); !s) return s;
+    }
+    if (auto v = maybe_vacuum(); !v) return v;
     if (auto s = check_requests(); !s) return s;
     if (auto s = poll_copies(); !s) return s;
     control_.clear_wake();
@@ -647,7 +658,11 @@ class Worker {
       suspects_ = *left;
       return Ok{};  // read again: a suspect that finished may have committed journal rows
     }
-    if (!pending_copy_.empty() || copying_) {
+    if (!acks_.idle()) {
+      // Caught up: flush and acknowledge what was applied now, not 10 ms from now.
+      poll_acks(true);
+      control_.wait_for(milliseconds(2));
+    } else if (!pending_copy_.empty() || copying_) {
       control_.wait_for(std::min(config_.poll_interval, milliseconds(200)));
     } else {
       control_.wait_for(config_.poll_interval);
@@ -668,8 +683,11 @@ class Worker {
     const std::string held = skipped_tables();
     if (chunk_) return read_chunk(out, held);
     bool whole = true;
-    if (auto s = read_head(out, held, "{}", whole); !s) return s;
-    return whole ? Ok{} : read_by_commit_order(out, held);
+    if (auto s = read_head(out, held, acks_.pending_ids(), whole); !s) return s;
+    if (whole) return Ok{};
+    // The fallback reads the whole journal, applied rows not yet acknowledged included: ack them first.
+    if (auto s = settle_acks(); !s) return s;
+    return read_by_commit_order(out, held);
   }
 
   /// The whole transactions at the head of the journal, past the ids in `in_flight` (bigint[]
@@ -908,7 +926,6 @@ class Worker {
       ids.push_back(c.id);
       xids.emplace_back(c.xid);
     }
-    const std::string id_array = pg_array(ids);
 
     // The fast path: the whole batch as one set per table. With no key held back, in one
     // pipeline, while the source reads the next batch.
@@ -920,7 +937,7 @@ class Worker {
     Status s = Ok{};
     bool committed = false;
     if (std::none_of(batch.begin(), batch.end(), [&](const Change& c) { return is_poisoned(c); })) {
-      s = apply_pipelined(batch, id_array, next);
+      s = apply_pipelined(batch, ids, xids, next);
       committed = static_cast<bool>(s);
     } else {
       if (auto b = begin(batch); !b) return b;
@@ -964,6 +981,8 @@ class Worker {
       if (auto r = record_errors(rejected, held); !r) return r;
       const auto p = progress(batch);
       if (auto r = target_->query(p.text, p.params); !r) return std::move(r).error();
+      const auto m = acks_.marker(ids, xids);
+      if (auto r = target_->query(m.text, m.params); !r) return std::move(r).error();
       if (auto r = target_->run("COMMIT"); !r) return r;
     }
     // One line per batch (the first rejection as the example); each change at debug.
@@ -986,28 +1005,25 @@ class Worker {
       spdlog::info("{} change(s) held back behind open sync errors of their keys (see pgferry errors list --open)",
                    held.size());
     }
-    // Ack only after the target committed: a crash in between re-applies the batch, which
-    // changes nothing (upserts of the same images, deletes of absent keys).
-    // The ack also reads the source's clock (after the target committed): each transaction's
-    // end-to-end latency is that minus its last captured change, on the source's clock.
-    auto ack = source_->scalar(kAck, {id_array, pg_array(xids)});
-    if (!ack) return std::move(ack).error();
-    ahead_ = std::move(next);  // read past this batch: valid now that it is acknowledged
-    record_applied(batch, rejected, held, std::strtod(ack->c_str(), nullptr), started);
+    // Acknowledged (its journal rows deleted) only once the target has it durable, beside the
+    // stream (acks.hpp); until then every read passes over its rows, as the read-ahead did. A
+    // crash before the ack re-applies the batch, which changes nothing (upserts of the same
+    // images, deletes of absent keys).
+    acks_.committed(ids, xids);
+    ahead_ = std::move(next);  // read past this batch: valid now that it is committed
+    record_applied(batch, rejected, held, source_now(), started);
     ++batches_;
     rows_ += batch.size();
-    acked_since_vacuum_ += batch.size();
-    if (auto v = maybe_vacuum(); !v) return v;
     const auto ms = std::chrono::duration_cast<milliseconds>(Clock::now() - started).count();
     spdlog::debug("applied {} change(s) in {} ms{}", batch.size(), ms, isolated ? " (isolating rejected changes)" : "");
     maybe_report();
     return Ok{};
   }
 
-  /// The metrics of a batch the target committed and the source acknowledged at `acked` (the
-  /// source's clock, seconds since the epoch).
+  /// The metrics of a batch the target committed at `applied` (the source's clock, seconds since
+  /// the epoch).
   void record_applied(const std::vector<Change>& batch, const std::vector<Rejected>& rejected,
-                      const std::vector<const Change*>& held, double acked, Clock::time_point started) {
+                      const std::vector<const Change*>& held, double applied, Clock::time_point started) {
     std::set<std::int64_t> not_applied;
     for (const auto& x : rejected) {
       not_applied.insert(x.change->id);
@@ -1044,7 +1060,7 @@ class Worker {
       tel_.table_applied(name, n.insert + n.update + n.remove + n.truncate, now);
     }
     for (const auto& [xid, at] : last_captured) {
-      const double latency = std::max(0.0, acked - at);
+      const double latency = std::max(0.0, applied - at);
       if (chunk_) {
         chunk_->latency = latency;  // observed when the transaction's last chunk is in
       } else {
@@ -1359,15 +1375,18 @@ class Worker {
   /// names the table whose statement failed (as apply_actions does), and the failed transaction is
   /// left for the caller to roll back. A read ahead that fails costs nothing but the read: the
   /// next step reads again (and meets the source's trouble there, after this batch's ack).
-  Status apply_pipelined(const std::vector<Change>& batch, const std::string& ids, std::optional<ReadAhead>& next) {
+  Status apply_pipelined(const std::vector<Change>& batch, const std::vector<std::int64_t>& ids,
+                         const std::vector<std::string_view>& xids, std::optional<ReadAhead>& next) {
     std::vector<Statement> statements{{"BEGIN", {}}, {table_locks(batch), {}}};
     std::vector<std::optional<std::size_t>> table_of(statements.size());
     if (auto p = plan_actions(coalesce(batch), statements, table_of); !p) return p;
     statements.push_back(progress(batch));
+    statements.push_back(acks_.marker(ids, xids));
     statements.push_back({"COMMIT", {}});
     table_of.resize(statements.size());
     if (auto s = target_->send_pipeline(statements); !s) return s;
-    if (auto a = read_ahead(ids, next); !a) {
+    // Read ahead past this batch and every one applied and not yet acknowledged.
+    if (auto a = read_ahead(acks_.pending_ids(ids), next); !a) {
       spdlog::debug("reading the next batch ahead failed (read again after this one): {}", a.error().describe());
       next.reset();
     }
@@ -1562,6 +1581,40 @@ class Worker {
     std::string message(why);
     while (!message.empty() && message.back() == '\n') message.pop_back();
     spdlog::warn("vacuuming the journal failed (left to autovacuum until the next attempt): {}", message);
+  }
+
+  /// Moves the flush and the ack of applied batches along (acks.hpp), without waiting. A batch
+  /// read ahead past batches it forgot (the target lost, or its flusher) is dropped.
+  void poll_acks(bool idle) {
+    if (auto s = acks_.poll(Clock::now(), idle); !s) {
+      spdlog::warn("{}", s.error().describe());
+      pause(ack_backoff_.next(unit(rng_)));
+    } else if (acks_.idle()) {
+      ack_backoff_.reset();
+    }
+    took_acks();
+  }
+
+  /// Waits until everything applied is durable and acknowledged.
+  Status settle_acks() {
+    auto s = acks_.settle(*source_, *target_);
+    took_acks();
+    return s;
+  }
+
+  void took_acks() {
+    if (acks_.take_discarded()) {
+      ahead_.reset();
+      chunk_.reset();
+    }
+    acked_since_vacuum_ += acks_.take_acked_rows();
+  }
+
+  /// Now, on the source's clock (seconds since the epoch).
+  double source_now() const { return epoch_seconds(std::chrono::system_clock::now()) + clock_offset_; }
+
+  static double epoch_seconds(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration<double>(t.time_since_epoch()).count();
   }
 
   void maybe_report() {
@@ -1823,6 +1876,7 @@ class Worker {
   Reconnect source_rc_;
   Reconnect target_rc_;
   Backoff retry_backoff_;
+  Backoff ack_backoff_;                              // after a failed flush or ack
   std::set<std::int32_t> stopped_;                   // tables stopped until an operator resumes them
   std::map<std::int32_t, std::string> stop_reason_;  // why, for /status
   std::set<std::string> poisoned_;                   // poison_key()s held back behind open sync errors
@@ -1849,6 +1903,8 @@ class Worker {
   std::uint64_t vacuum_rows_ = 0;  // acknowledged rows the running vacuum is for
   Clock::time_point last_report_ = Clock::now();
   Clock::time_point last_request_check_{};
+  double clock_offset_ = 0;  // the source's clock minus ours, seconds
+  Acks acks_;                // batches applied, until the source has deleted their journal rows
 };
 
 }  // namespace

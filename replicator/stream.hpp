@@ -1,12 +1,14 @@
 #pragma once
 // The ferry: the worker that drains the journal into the target. It runs on its own thread with
 // blocking libpq connections (one source reader, one target applier, plus a copier pair while an
-// initial copy runs), so the event loop that owns the LISTEN socket, the timers and the signals
+// initial copy runs; the flusher, the acker and the journal's vacuum on connections of their own,
+// never waited for), so the event loop that owns the LISTEN socket, the timers and the signals
 // never blocks. The loop talks to it only through Control.
 //
 // One step of the worker:
 //   read the next batch of whole source transactions (reader) -> coalesce per row ->
-//   apply in one target transaction (applier) -> delete the applied journal rows (ack).
+//   apply in one target transaction (applier); beside the stream, once the target has flushed
+//   it, delete the applied journal rows (ack; acks.hpp).
 // When a read comes back empty it arms the doorbell, waits for every transaction that may have
 // seen it disarmed, and reads once more before it sleeps (see docs/ARCHITECTURE.md, "Doorbell").
 

@@ -207,7 +207,7 @@ TEST_F(Check, SchemaNewerThanThisBinaryIsRefused) {
   ASSERT_EQ(pgferry("setup", config).exit_code, 0);
   target().exec("INSERT INTO pgferry.schema_version (version, name, pgferry_version) VALUES (99, 'future', '9.9.9')");
   EXPECT_CONTAINS(check_expecting(1, config),
-                  "target: pgferry schema is version 99, newer than this pgferry knows (3)");
+                  "target: pgferry schema is version 99, newer than this pgferry knows (4)");
   // setup refuses too, and leaves the source as it was.
   const CliResult r = pgferry("setup", config);
   EXPECT_EQ(r.exit_code, 1) << r.all();

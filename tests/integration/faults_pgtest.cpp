@@ -1,7 +1,7 @@
 // Fault injection against two real servers: connections cut under the replicator's feet
-// (pg_terminate_backend of the listener, the reader and the applier), the target and the source
-// stopped and started again, `kill -9` of the replicator, SIGTERM under load, all while clients
-// keep writing. Whatever happens, the target must end equal to the source, transactions must
+// (pg_terminate_backend of the listener, the reader, the applier, the acker and the flusher), the
+// target and the source stopped and started again, `kill -9` of the replicator, SIGTERM under
+// load, all while clients keep writing. Whatever happens, the target must end equal to the source, transactions must
 // arrive whole and in commit order, and the replicator must keep running.
 //
 // The random fault schedule is seeded: the seed is printed, and PGFERRY_TEST_FAULT_SEED=<seed>
@@ -48,6 +48,8 @@ constexpr const char* kResilient =
 constexpr const char* kListener = "pgferry listener";
 constexpr const char* kReader = "pgferry reader";
 constexpr const char* kApplier = "pgferry applier";
+constexpr const char* kAcker = "pgferry acker";
+constexpr const char* kFlusher = "pgferry flusher";
 
 /// The seed of this run's fault schedule: PGFERRY_TEST_FAULT_SEED, else a fresh one.
 unsigned fault_seed() {
@@ -275,9 +277,21 @@ TEST_F(Faults, RandomFaultsDuringAMixedWorkloadLoseNothing) {
     });
   }
 
-  enum Fault { kCutListener, kCutReader, kCutApplier, kStopTarget, kStopSource, kKill9, kKinds };
+  enum Fault {
+    kCutListener,
+    kCutReader,
+    kCutApplier,
+    kCutAcker,
+    kCutFlusher,
+    kStopTarget,
+    kCrashTarget,
+    kStopSource,
+    kKill9,
+    kKinds
+  };
   const std::array<const char*, kKinds> names{"cut listener", "cut reader",  "cut applier",
-                                              "stop target",  "stop source", "kill -9 pgferry"};
+                                              "cut acker",    "cut flusher", "stop target",
+                                              "crash target", "stop source", "kill -9 pgferry"};
   std::mt19937 rng(seed);
   std::vector<int> schedule(kKinds);
   std::iota(schedule.begin(), schedule.end(), 0);  // every kind at least once
@@ -303,9 +317,21 @@ TEST_F(Faults, RandomFaultsDuringAMixedWorkloadLoseNothing) {
       case kCutApplier:
         hits[kind] += cut(target_cluster(), kApplier) > 0 ? 1 : 0;
         break;
+      case kCutAcker:
+        hits[kind] += cut(source_cluster(), kAcker) > 0 ? 1 : 0;
+        break;
+      case kCutFlusher:
+        hits[kind] += cut(target_cluster(), kFlusher) > 0 ? 1 : 0;
+        break;
       case kStopTarget:
         std::cerr << " for " << down_ms << " ms";
         target_cluster().stop();
+        sleep_ms(down_ms);
+        target_cluster().start_again();
+        break;
+      case kCrashTarget:
+        std::cerr << " for " << down_ms << " ms";
+        target_cluster().crash();
         sleep_ms(down_ms);
         target_cluster().start_again();
         break;
@@ -339,7 +365,8 @@ TEST_F(Faults, RandomFaultsDuringAMixedWorkloadLoseNothing) {
   std::cerr << "faults:";
   for (int k = 0; k < kKinds; ++k) std::cerr << " " << names[k] << " x" << done[k];
   std::cerr << "; cuts that hit a session: listener " << hits[kCutListener] << ", reader " << hits[kCutReader]
-            << ", applier " << hits[kCutApplier] << "\n"
+            << ", applier " << hits[kCutApplier] << ", acker " << hits[kCutAcker] << ", flusher " << hits[kCutFlusher]
+            << "\n"
             << "writers: " << total_committed << " committed, " << total_failed
             << " failed or rolled back; faults took " << elapsed_ms(began) << " ms\n";
 
@@ -651,19 +678,20 @@ TEST_F(Faults, ApplierCutMidBatchDuringALargeTransactionConverges) {
 // ---------------------------------------------------------------------------------------------
 // 5. The acknowledgement lost after the target committed.
 
-// The replicator crashes (or loses its reader) after the target committed a batch and before the
-// batch's journal rows were deleted: a restart reads them again, together with whatever came
-// after. When what came after deletes the row the batch inserted, the re-read batch holds
-// insert + delete of a key, which must still delete the row the first attempt left on the target
-// (re-applying a batch must change nothing, guarantee 4) and not be coalesced away as "a row that
-// never existed". The random-fault test above found rows lingering on the target this way.
+// The replicator crashes after the target committed a batch and before the batch's journal rows
+// were deleted. The target says it has the batch (pgferry.applied_batch): the restart
+// acknowledges it instead of applying it again, then applies what came after — here a delete of
+// the row the batch inserted, which must not linger on the target. (Before applied_batch, the
+// restart read the batch again together with the delete: insert + delete of a key, which must
+// still delete the row and not be coalesced away as "a row that never existed"; the random-fault
+// test found rows lingering that way.) When only the ack's connection is cut, it is sent again.
 TEST_F(Faults, AnAckLostAfterTheTargetCommitDoesNotLeaveADeletedRowBehind) {
   on_both(kItems);
   const auto config = configure("  - public.items\n", kResilient);
   start(config);
   ASSERT_TRUE(eventually([&] { return caught_up(); }, 30000)) << log();
   PgClient s = source();
-  for (const std::string how : {"kill -9", "reader cut"}) {
+  for (const std::string how : {"kill -9", "acker cut"}) {
     SCOPED_TRACE(how);
     const std::string id = how == "kill -9" ? "1" : "2";
     ASSERT_EQ(ferry().stop(), 0) << log();
@@ -678,7 +706,7 @@ TEST_F(Faults, AnAckLostAfterTheTargetCommitDoesNotLeaveADeletedRowBehind) {
     ASSERT_TRUE(eventually(
         [&] {
           return source().scalar(
-                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgferry reader' AND "
+                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgferry acker' AND "
                      "wait_event_type = 'Lock'") == "1";
         },
         10000))
@@ -688,16 +716,78 @@ TEST_F(Faults, AnAckLostAfterTheTargetCommitDoesNotLeaveADeletedRowBehind) {
       // would otherwise still run (and commit) once the lock is released, so end it too.
       ferry().kill9();
     }
-    ASSERT_EQ(cut(source_cluster(), kReader), 1) << log();
+    ASSERT_EQ(cut(source_cluster(), kAcker), 1) << log();
     blocker.exec("ROLLBACK");
-    EXPECT_EQ(s.scalar("SELECT count(*) FROM pgferry.journal"), "1") << "the ack went through after all" << log();
+    if (how == "kill -9") {
+      EXPECT_EQ(s.scalar("SELECT count(*) FROM pgferry.journal"), "1") << "the ack went through after all" << log();
+    }
     s.exec("DELETE FROM items WHERE id = " + id);
-    if (how == "kill -9") start(config);
+    if (how == "kill -9") {
+      // The target says the killed run applied the insert: acknowledged, not applied again.
+      start(config);
+      EXPECT_TRUE(eventually(
+          [&] { return ferry().log().find("an earlier run applied and had not acknowledged") != std::string::npos; },
+          10000))
+          << log();
+    }
     ASSERT_TRUE(eventually([&] { return source().scalar("SELECT count(*) FROM pgferry.journal") == "0"; }, 30000))
         << log();
     EXPECT_TRUE(same_tables({"public.items"}, "id", 10000))
         << "the row deleted on the source stayed on the target (" << how << " between target commit and ack)";
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A batch the target committed but has not flushed (apply.synchronous_commit = off).
+
+// The applier commits without waiting for the flush: a target crash may lose such a batch after
+// it was visible. Its journal rows must stay until the target has flushed it; a connection lost
+// must not apply it twice (replayed onto a target that is ahead of it, a batch passes through
+// states the target's constraints may refuse); a batch the target lost must be applied again.
+// PGFERRY_TEST_HOLD_FLUSH keeps the flusher from flushing. A crash's loss is made by hand: the
+// rows deleted on the target, and the batches' rows in pgferry.applied_batch with them.
+TEST_F(Faults, WhatTheTargetHasNotFlushedStaysInTheJournalAndWhatItLostIsAppliedAgain) {
+  on_both(kItems);
+  const ScopedEnv hold("PGFERRY_TEST_HOLD_FLUSH", "1");
+  const auto config = configure("  - public.items\n", kResilient);
+  start(config);
+  ASSERT_TRUE(eventually([&] { return caught_up(); }, 30000)) << log();
+  PgClient s = source();
+  const auto qty = [&] { return target().scalar("SELECT coalesce(sum(qty), 0) FROM items"); };
+  const auto journal = [&] { return s.scalar("SELECT count(*) FROM pgferry.journal"); };
+  const auto applied = [&] { return target().scalar("SELECT sum(rows_applied) FROM pgferry.table_state"); };
+  s.exec("INSERT INTO items VALUES (1, 'one', 1, NULL), (2, 'two', 1, NULL)");
+  s.exec("UPDATE items SET qty = 2 WHERE id = 2");
+  ASSERT_TRUE(eventually([&] { return qty() == "3"; }, 30000)) << log();
+  sleep_ms(500);  // the ack would have come by now
+  EXPECT_EQ(journal(), "3") << "journal rows were acknowledged before the target flushed their batch" << log();
+  EXPECT_EQ(applied(), "3") << log();
+  EXPECT_NE(target().scalar("SELECT count(*) FROM pgferry.applied_batch"), "0") << log();
+
+  // The applier's and the flusher's connections cut, the target still up: nothing is lost,
+  // nothing is applied twice.
+  EXPECT_EQ(cut(target_cluster(), kApplier), 1) << log();
+  (void)cut(target_cluster(), kFlusher);  // if it has connected (it does when it first flushes)
+  s.exec("INSERT INTO items VALUES (3, 'after the cut', 1, NULL)");
+  ASSERT_TRUE(eventually([&] { return qty() == "4"; }, 30000)) << log();
+  EXPECT_EQ(applied(), "4") << "batches the target still had were applied again" << log();
+  EXPECT_EQ(journal(), "4") << log();
+
+  // A crash that lost them all.
+  target().exec("DELETE FROM items; DELETE FROM pgferry.applied_batch");
+  EXPECT_EQ(cut(target_cluster(), kApplier), 1) << log();
+  (void)cut(target_cluster(), kFlusher);  // if it has connected (it does when it first flushes)
+  s.exec("INSERT INTO items VALUES (4, 'after the loss', 1, NULL)");
+  EXPECT_TRUE(eventually([&] { return qty() == "5"; }, 30000))
+      << "the batches the target lost were not applied again" << log();
+  EXPECT_NE(log().find("are missing on the target: it restarted and lost them"), std::string::npos) << log();
+  EXPECT_EQ(journal(), "5") << log();
+
+  // Stopping flushes on the applier's own session and acknowledges everything.
+  ASSERT_EQ(ferry().stop(), 0) << log();
+  EXPECT_EQ(journal(), "0") << log();
+  EXPECT_EQ(target().scalar("SELECT count(*) FROM pgferry.applied_batch"), "0") << log();
+  EXPECT_TRUE(same_tables({"public.items"}));
 }
 
 }  // namespace

@@ -96,7 +96,7 @@ TEST_F(Setup, InstallsCaptureOnTheSourceAndStateOnTheTarget) {
   EXPECT_EQ(
       src.scalar("SELECT source_table || ' ' || (relid = 'public.a'::regclass)::text FROM pgferry.captured_table"),
       "\"public\".\"a\" true");
-  EXPECT_EQ(tgt.scalar("SELECT max(version) FROM pgferry.schema_version"), "3");
+  EXPECT_EQ(tgt.scalar("SELECT max(version) FROM pgferry.schema_version"), "4");
   EXPECT_EQ(tgt.scalar("SELECT to_regclass('pgferry.sync_errors') IS NOT NULL"), "t");
   EXPECT_EQ(tgt.scalar("SELECT source_table || ' ' || target_table || ' ' || status FROM pgferry.table_state"),
             "\"public\".\"a\" \"public\".\"a\" pending");
@@ -218,7 +218,7 @@ TEST_F(Setup, ConcurrentRunsSerialiseAndAgree) {
   EXPECT_EQ(triggers_on(src, "public.a"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
   EXPECT_EQ(triggers_on(src, "public.b"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
   PgClient tgt = target();
-  EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pgferry.schema_version"), "3");
+  EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pgferry.schema_version"), "4");
   EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pgferry.table_state"), "2");
 }
 
@@ -289,7 +289,7 @@ TEST_F(Setup, RecordsEveryShippedMigrationOnBothSides) {
   EXPECT_EQ(source().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"),
             "capture,journal_autovacuum,journal_xid_id_index");
   EXPECT_EQ(target().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"),
-            "state,snapshot_visibility,resilience");
+            "state,snapshot_visibility,resilience,applied_batch");
 }
 
 TEST_F(Setup, UpgradeRecordsTheNewStepAndKeepsCaptureInstalled) {
@@ -522,7 +522,7 @@ TEST_F(Setup, ASecondSetupWaitsForTheFirstAndFindsNothingToDo) {
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"), "4");
   EXPECT_EQ(target().scalar("SELECT count(*) || ' ' || (SELECT count(*) FROM pgferry.table_state) "
                             "FROM pgferry.schema_version"),
-            "3 2");
+            "4 2");
 }
 
 TEST_F(Setup, ManySimultaneousFirstSetupsInstallEverythingOnce) {
@@ -547,7 +547,7 @@ TEST_F(Setup, ManySimultaneousFirstSetupsInstallEverythingOnce) {
   EXPECT_EQ(triggers_on(src, "public.a"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
   src.exec("INSERT INTO a VALUES (1, 'x', 's')");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "1");
-  EXPECT_EQ(target().scalar("SELECT count(*) FROM pgferry.schema_version"), "3");
+  EXPECT_EQ(target().scalar("SELECT count(*) FROM pgferry.schema_version"), "4");
 }
 
 TEST_F(Setup, NeverPrintsThePasswordOfARoleThatHasOne) {

@@ -16,28 +16,6 @@
 namespace pgferry::test {
 namespace {
 
-/// Sets an environment variable for the life of the object (inherited by pgferry processes).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_, old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 constexpr const char* kItems = "CREATE TABLE public.items (id int PRIMARY KEY, name text, qty int, note text)";
 constexpr const char* kFillItems =
     "INSERT INTO public.items SELECT g, 'n' || g, g, NULL FROM generate_series(1, 200) g";

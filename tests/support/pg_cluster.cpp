@@ -244,6 +244,12 @@ void PgCluster::stop() {
   if (r.exit_code != 0) throw std::runtime_error("pg_ctl stop failed for " + impl_->name + ":\n" + r.all());
 }
 
+void PgCluster::crash() {
+  const CliResult r = run_server_binary("pg_ctl", {"-D", impl_->data_dir, "-m", "immediate", "-w", "-t", "60", "stop"});
+  if (r.exit_code != 0)
+    throw std::runtime_error("pg_ctl stop -m immediate failed for " + impl_->name + ":\n" + r.all());
+}
+
 void PgCluster::start_again() {
   std::string output;
   if (!impl_->pg_ctl_start(&output)) {

@@ -42,6 +42,9 @@ class PgCluster {
   /// Stops the server (fast shutdown) without removing the data dir; start_again() restarts it
   /// on the same port. For tests that take the database away.
   void stop();
+  /// Stops the server as a crash would (immediate shutdown: no checkpoint, WAL not yet written
+  /// is lost); start_again() recovers it.
+  void crash();
   void start_again();
   /// Whether the server is running.
   [[nodiscard]] bool running() const;

@@ -33,6 +33,7 @@ TEST(RunConfig, DefaultsSuitAFreshInstall) {
   EXPECT_EQ(r->batch.max_rows, 10000);
   EXPECT_EQ(r->batch.max_bytes, 64 << 20);
   EXPECT_FALSE(r->apply.replica_role);
+  EXPECT_EQ(r->apply.synchronous_commit, "off");
   EXPECT_EQ(r->journal.vacuum_after_rows, 50000);
   EXPECT_EQ(r->poll_interval, milliseconds(1000));
   EXPECT_EQ(r->shutdown_timeout, milliseconds(30'000));
@@ -40,12 +41,14 @@ TEST(RunConfig, DefaultsSuitAFreshInstall) {
 
 TEST(RunConfig, ReadsEverySetting) {
   auto r = parse(
-      "batch: {max_rows: 500, max_bytes: 16MB}\napply: {replica_role: true}\npoll_interval: 250ms\n"
+      "batch: {max_rows: 500, max_bytes: 16MB}\napply: {replica_role: true, synchronous_commit: remote_apply}\n"
+      "poll_interval: 250ms\n"
       "shutdown_timeout: 1m\njournal: {vacuum_after_rows: 0}\n");
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->batch.max_rows, 500);
   EXPECT_EQ(r->batch.max_bytes, 16 << 20);
   EXPECT_TRUE(r->apply.replica_role);
+  EXPECT_EQ(r->apply.synchronous_commit, "remote_apply");
   EXPECT_EQ(r->poll_interval, milliseconds(250));
   EXPECT_EQ(r->shutdown_timeout, milliseconds(60'000));
   EXPECT_EQ(r->journal.vacuum_after_rows, 0);
@@ -55,6 +58,7 @@ TEST(RunConfig, EnvironmentVariablesOverrideTheFile) {
   auto r = parse("batch: {max_rows: 500}\n", {{"PGFERRY_BATCH_MAX_ROWS", "42"},
                                               {"PGFERRY_BATCH_MAX_BYTES", "1GB"},
                                               {"PGFERRY_APPLY_REPLICA_ROLE", "true"},
+                                              {"PGFERRY_APPLY_SYNCHRONOUS_COMMIT", "local"},
                                               {"PGFERRY_POLL_INTERVAL", "2s"},
                                               {"PGFERRY_SHUTDOWN_TIMEOUT", "5s"},
                                               {"PGFERRY_JOURNAL_VACUUM_AFTER_ROWS", "1000"}});
@@ -62,10 +66,26 @@ TEST(RunConfig, EnvironmentVariablesOverrideTheFile) {
   EXPECT_EQ(r->batch.max_rows, 42);
   EXPECT_EQ(r->batch.max_bytes, std::int64_t{1} << 30);
   EXPECT_TRUE(r->apply.replica_role);
+  EXPECT_EQ(r->apply.synchronous_commit, "local");
   EXPECT_EQ(r->poll_interval, milliseconds(2000));
   EXPECT_EQ(r->shutdown_timeout, milliseconds(5000));
   EXPECT_EQ(r->journal.vacuum_after_rows, 1000);
   EXPECT_TRUE(r->warnings.empty());
+}
+
+// YAML 1.1 reads on/off as booleans: written bare they still mean PostgreSQL's on/off.
+TEST(RunConfig, SynchronousCommitTakesPostgresLevelsOnly) {
+  auto on = parse("apply: {synchronous_commit: on}\n");
+  ASSERT_TRUE(on.ok()) << on.error().describe();
+  EXPECT_EQ(on->apply.synchronous_commit, "on");
+  auto off = parse("apply: {synchronous_commit: off}\n");
+  ASSERT_TRUE(off.ok()) << off.error().describe();
+  EXPECT_EQ(off->apply.synchronous_commit, "off");
+  const auto e = failure("apply: {synchronous_commit: fsync}\n");
+  EXPECT_NE(e.find("apply.synchronous_commit"), std::string::npos) << e;
+  EXPECT_NE(e.find("'fsync' is not a synchronous_commit level"), std::string::npos) << e;
+  EXPECT_NE(e.find("remote_apply"), std::string::npos) << e;
+  EXPECT_NE(failure("apply: {synchronous_commit: [on]}\n").find("apply.synchronous_commit"), std::string::npos);
 }
 
 TEST(RunConfig, RejectsBadBatchBounds) {

@@ -1,0 +1,381 @@
+#include "acks.hpp"
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <random>
+#include <utility>
+
+namespace pgferry {
+namespace {
+
+using std::chrono::milliseconds;
+
+/// The ack: deletes journal rows (ids $1, their transactions $2) and counts them. Each row is
+/// found by its (xid, id) — a key both journal indexes serve with one descent — in a lateral
+/// subquery the planner may not flatten (OFFSET 0), so it can only be probed once per row; the
+/// rows are then deleted by ctid (a TID scan, no index). Written as `id = ANY ($1)`, a planner
+/// that believed the journal empty (statistics from a vacuum of the emptied journal, the normal
+/// state of a replicator that keeps up) chose journal_xid_id_idx with `id = ANY` as a condition
+/// on its second column: PostgreSQL 15 then scans the whole index once per array element: 1.0 s
+/// for one ack of 1,862 ids in bench/e2e, 10.9 s for a later, larger one.
+constexpr const char* kAck = R"(
+WITH acked AS (
+  DELETE FROM pgferry.journal WHERE ctid = ANY (ARRAY(
+    SELECT j.ctid FROM unnest($1::bigint[], $2::xid8[]) AS a(id, xid)
+    CROSS JOIN LATERAL (SELECT ctid FROM pgferry.journal WHERE xid = a.xid AND id = a.id OFFSET 0) j))
+  RETURNING 1
+)
+SELECT count(*) FROM acked)";
+
+/// The flush ($1: this run, $2: its last batch acknowledged). setval writes WAL under a
+/// transaction id, so its commit (the flusher session runs with synchronous_commit = local)
+/// flushes the target's WAL up to itself. It deletes the applied_batch rows of batches
+/// acknowledged, and reads the highest batch of this run the target has: every batch committed
+/// before the flush was sent and numbered up to it is durable once the flush returns; one
+/// numbered above it was lost (the statement's snapshot sees every commit that had returned).
+constexpr const char* kFlush = R"(
+WITH cleaned AS (DELETE FROM pgferry.applied_batch WHERE run = $1 AND batch <= $2)
+SELECT setval('pgferry.flush_marker', 1), (SELECT max(batch) FROM pgferry.applied_batch WHERE run = $1))";
+
+/// The same flush, inside a transaction of the applier's own session.
+constexpr const char* kFlushHere =
+    "BEGIN; SET LOCAL synchronous_commit = local; SELECT setval('pgferry.flush_marker', 1); COMMIT";
+
+/// The highest batch of this run ($1) the target has (NULL: none).
+constexpr const char* kSurvivor = "SELECT max(batch) FROM pgferry.applied_batch WHERE run = $1";
+
+/// What runs before this one ($1) applied and did not see acknowledged.
+constexpr const char* kOrphans =
+    "SELECT run, batch, ids::text, xids::text FROM pgferry.applied_batch WHERE run <> $1 ORDER BY run, batch";
+
+/// How often the flusher flushes while the stream is busy: the applied rows wait about this long
+/// for their ack (and every read passes over them meanwhile); the target does ~100 fsyncs a
+/// second more. Native logical replication leaves it to the walwriter (wal_writer_delay, 200 ms).
+constexpr milliseconds kFlushEvery{10};
+
+/// After an ack that failed, the next is sent no sooner than this.
+constexpr milliseconds kAckRetry{1000};
+
+/// Collects what a session sent with PQsendQuery returned: "" when it succeeded (the values of
+/// its first row in `row`), else the error. `wait` false: returns nullopt while the server is
+/// still working.
+std::optional<std::string> collect(Session& s, bool wait, std::vector<std::string>* row = nullptr) {
+  PGconn* c = s.raw();
+  if (!wait) {
+    if (PQconsumeInput(c) == 0) return std::string(PQerrorMessage(c));
+    if (PQisBusy(c) != 0) return std::nullopt;
+  }
+  std::string error;
+  bool any = false;
+  while (PgResultPtr r{PQgetResult(c)}) {
+    any = true;
+    const auto st = PQresultStatus(r.get());
+    if (st == PGRES_TUPLES_OK) {
+      if (row != nullptr && PQntuples(r.get()) > 0) {
+        row->clear();
+        for (int f = 0; f < PQnfields(r.get()); ++f) row->push_back(value(r.get(), 0, f));
+      }
+    } else if (st != PGRES_COMMAND_OK && error.empty()) {
+      error = PQresultErrorMessage(r.get());
+    }
+  }
+  if (!any && error.empty()) error = PQerrorMessage(c);
+  if (error.empty() && PQstatus(c) != CONNECTION_OK) error = PQerrorMessage(c);
+  while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
+  if (error.empty() && !any) error = "no result";
+  return error;
+}
+
+void cancel(Session& s) {
+  if (PGcancel* c = PQgetCancel(s.raw()); c != nullptr) {
+    std::array<char, 256> err{};
+    (void)PQcancel(c, err.data(), static_cast<int>(err.size()));
+    PQfreeCancel(c);
+  }
+}
+
+}  // namespace
+
+Acks::Acks(std::string source_conninfo, std::string target_conninfo, bool durable_on_commit)
+    : source_conninfo_(std::move(source_conninfo)),
+      target_conninfo_(std::move(target_conninfo)),
+      durable_on_commit_(durable_on_commit),
+      hold_flush_(std::getenv("PGFERRY_TEST_HOLD_FLUSH") != nullptr) {
+  std::random_device rd;
+  run_ = fmt::format("{:08x}{:08x}", rd(), rd());
+}
+
+Acks::~Acks() { stop(); }
+
+Statement Acks::marker(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) const {
+  return {"INSERT INTO pgferry.applied_batch (run, batch, ids, xids) VALUES ($1, $2, $3, $4)",
+          {run_, std::to_string(next_seq_), pg_array(ids), pg_array(xids)}};
+}
+
+void Acks::committed(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) {
+  Batch b;
+  b.ids = ids;
+  b.xids.assign(xids.begin(), xids.end());
+  b.seq = next_seq_++;
+  b.durable = durable_on_commit_;
+  rows_ += b.ids.size();
+  pending_.push_back(std::move(b));
+}
+
+bool Acks::waiting_for_flush() const noexcept {
+  return !pending_.empty() && !pending_.back().durable;  // durable batches are a prefix
+}
+
+std::string Acks::pending_ids(const std::vector<std::int64_t>& extra) const {
+  std::string out = "{";
+  auto add = [&](std::int64_t id) {
+    if (out.size() > 1) out += ',';
+    out += std::to_string(id);
+  };
+  for (const auto& b : pending_) {
+    for (const auto id : b.ids) add(id);
+  }
+  for (const auto id : extra) add(id);
+  out += '}';
+  return out;
+}
+
+Status Acks::adopt(Session& source, Session& target) {
+  // This run's batches the target lost in a crash: read again, in order.
+  if (waiting_for_flush()) {
+    auto r = target.scalar(kSurvivor, {run_});
+    if (!r) return std::move(r).error();
+    lost_after(r->empty() ? -1 : std::stoll(*r));
+  }
+  // Earlier runs' batches: applied, perhaps not flushed yet (a flush here covers every commit
+  // this session can see), then acknowledged, then forgotten.
+  auto orphans = target.query(kOrphans, {run_});
+  if (!orphans) return std::move(orphans).error();
+  const PGresult* r = orphans->get();
+  const int n = PQntuples(r);
+  if (n == 0) return Ok{};
+  if (auto f = target.run(kFlushHere); !f) return f;
+  std::vector<std::string> runs;
+  std::vector<std::string> batches;
+  std::string ids;
+  std::string xids;
+  for (int i = 0; i < n; ++i) {
+    runs.push_back(value(r, i, 0));
+    batches.push_back(value(r, i, 1));
+    const std::string a = value(r, i, 2);
+    const std::string x = value(r, i, 3);
+    if (a.size() <= 2) continue;  // "{}"
+    ids += (ids.empty() ? "" : ",") + a.substr(1, a.size() - 2);
+    xids += (xids.empty() ? "" : ",") + x.substr(1, x.size() - 2);
+  }
+  auto acked = source.query(kAck, {"{" + ids + "}", "{" + xids + "}"});
+  if (!acked) return std::move(acked).error();
+  auto gone = target.query(
+      "DELETE FROM pgferry.applied_batch WHERE (run, batch) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))",
+      {pg_array(runs), pg_array(batches)});
+  if (!gone) return std::move(gone).error();
+  spdlog::info(
+      "acknowledged {} batch(es) ({} journal row(s)) an earlier run applied and had not acknowledged (it stopped "
+      "before the ack)",
+      n, PQgetvalue(acked->get(), 0, 0));
+  return Ok{};
+}
+
+Status Acks::poll(Clock::time_point now, bool idle) {
+  Status out = Ok{};
+  if (auto e = collect_flush(false); e) out = std::move(*e);
+  if (auto e = collect_ack(false); e && out) out = std::move(*e);
+  if (!flushing_ && (waiting_for_flush() || cleaned_ < acked_) && !hold_flush_ &&
+      (idle || now - last_flush_ >= kFlushEvery)) {
+    if (auto e = send_flush(now); e && out) out = std::move(*e);
+  }
+  if (acking_ == 0 && !pending_.empty() && pending_.front().durable && now >= acker_retry_at_) {
+    if (auto e = send_ack(now); e && out) out = std::move(*e);
+  }
+  return out;
+}
+
+Status Acks::settle(Session& source, Session& target) {
+  Status out = Ok{};
+  if (auto e = collect_flush(true); e) out = std::move(*e);
+  if (auto e = collect_ack(true); e && out) out = std::move(*e);
+  if (!out) return out;
+  if (waiting_for_flush()) {
+    // On the applier's own session: it committed them, so its flush covers them all.
+    if (auto r = target.run(kFlushHere); !r) return r;
+    for (auto& b : pending_) b.durable = true;
+  }
+  if (!pending_.empty()) {
+    auto r = source.query(kAck, ack_params(pending_.size()));
+    if (!r) return std::move(r).error();
+    acked(pending_.size());
+  }
+  if (cleaned_ < acked_) {
+    auto r = target.query("DELETE FROM pgferry.applied_batch WHERE run = $1 AND batch <= $2",
+                          {run_, std::to_string(acked_)});
+    if (!r) return std::move(r).error();
+    cleaned_ = acked_;
+  }
+  return Ok{};
+}
+
+void Acks::target_lost() {
+  flusher_.reset();
+  flushing_.reset();
+}
+
+bool Acks::take_discarded() noexcept { return std::exchange(discarded_, false); }
+
+std::uint64_t Acks::take_acked_rows() noexcept { return std::exchange(acked_rows_, 0); }
+
+void Acks::stop() {
+  if (flushing_ && flusher_) cancel(*flusher_);
+  if (acking_ > 0 && acker_) cancel(*acker_);
+  flusher_.reset();
+  flushing_.reset();
+  acker_.reset();
+  acking_ = 0;
+}
+
+std::optional<Error> Acks::collect_flush(bool wait) {
+  if (!flushing_) return std::nullopt;
+  std::vector<std::string> row;
+  auto e = collect(*flusher_, wait, &row);
+  if (!e) return std::nullopt;  // still working
+  const auto covers = *flushing_;
+  flushing_.reset();
+  if (e->empty() && row.size() == 2) {
+    cleaned_ = std::max(cleaned_, cleaning_);
+    const std::int64_t survivor = row[1].empty() ? -1 : std::stoll(row[1]);
+    bool lost = false;
+    for (auto& b : pending_) {
+      if (b.seq >= covers) break;
+      if (b.seq <= survivor) {
+        b.durable = true;
+      } else if (!b.durable) {
+        lost = true;  // committed before the flush was sent, and not there: a crash lost it
+      }
+    }
+    if (lost) lost_after(survivor);
+    return std::nullopt;
+  }
+  flusher_.reset();
+  return runtime_error("target database",
+                       fmt::format("flushing the target's WAL (setval on pgferry.flush_marker) failed: {}", *e),
+                       "check the target's log; pgferry reconnects and applies the batches not known durable again. "
+                       "If it lacks rights, GRANT USAGE, UPDATE ON SEQUENCE pgferry.flush_marker to its role, or set "
+                       "apply.synchronous_commit: local");
+}
+
+std::optional<Error> Acks::collect_ack(bool wait) {
+  if (acking_ == 0) return std::nullopt;
+  auto e = collect(*acker_, wait);
+  if (!e) return std::nullopt;
+  const auto batches = std::exchange(acking_, 0);
+  if (e->empty()) {
+    acked(batches);
+    return std::nullopt;
+  }
+  acker_.reset();
+  acker_retry_at_ = Clock::now() + kAckRetry;
+  return runtime_error("source database", fmt::format("acknowledging applied journal rows failed: {}", *e),
+                       "check the source's log; the rows stay in the journal, read past, and the ack is sent again");
+}
+
+std::optional<Error> Acks::send_flush(Clock::time_point now) {
+  if (!flusher_ || !flusher_->alive()) {
+    flusher_.reset();
+    last_flush_ = now;  // a target that refuses connections is not asked again at once
+    auto s = Session::connect(target_conninfo_, "target", "pgferry flusher");
+    if (!s) return std::move(s).error();
+    if (auto r = s->run("SET synchronous_commit = local"); !r) return std::move(r).error();
+    flusher_.emplace(std::move(*s));
+  }
+  const std::string cleaning = std::to_string(acked_);
+  const std::array<const char*, 2> values{run_.c_str(), cleaning.c_str()};
+  if (PQsendQueryParams(flusher_->raw(), kFlush, 2, nullptr, values.data(), nullptr, nullptr, 0) != 1) {
+    std::string why = PQerrorMessage(flusher_->raw());
+    flusher_.reset();
+    return runtime_error("target database", "cannot send the flush of the target's WAL: " + why);
+  }
+  flushing_ = next_seq_;
+  cleaning_ = acked_;
+  last_flush_ = now;
+  return std::nullopt;
+}
+
+std::optional<Error> Acks::send_ack(Clock::time_point now) {
+  if (!acker_ || !acker_->alive()) {
+    acker_.reset();
+    auto s = Session::connect(source_conninfo_, "source", "pgferry acker");
+    if (!s) {
+      acker_retry_at_ = now + kAckRetry;
+      return std::move(s).error();
+    }
+    acker_.emplace(std::move(*s));
+  }
+  std::size_t batches = 0;
+  while (batches < pending_.size() && pending_[batches].durable) ++batches;
+  const auto params = ack_params(batches);
+  const std::array<const char*, 2> values{params[0]->c_str(), params[1]->c_str()};
+  if (PQsendQueryParams(acker_->raw(), kAck, 2, nullptr, values.data(), nullptr, nullptr, 0) != 1) {
+    std::string why = PQerrorMessage(acker_->raw());
+    acker_.reset();
+    acker_retry_at_ = now + kAckRetry;
+    return runtime_error("source database", "cannot send the ack of applied journal rows: " + why);
+  }
+  acking_ = batches;
+  return std::nullopt;
+}
+
+void Acks::lost_after(std::int64_t survivor) {
+  std::size_t batches = 0;
+  std::size_t rows = 0;
+  while (!pending_.empty() && pending_.back().seq > survivor) {
+    rows += pending_.back().ids.size();
+    pending_.pop_back();
+    ++batches;
+  }
+  // An ack in flight is for durable batches, which survive any crash: none of these.
+  rows_ -= rows;
+  if (batches > 0) {
+    discarded_ = true;
+    spdlog::warn(
+        "{} applied batch(es) ({} journal row(s)) are missing on the target: it restarted and lost them (they were "
+        "committed without waiting for the WAL flush); read and applied again",
+        batches, rows);
+  }
+}
+
+void Acks::acked(std::size_t batches) {
+  for (std::size_t i = 0; i < batches && !pending_.empty(); ++i) {
+    acked_ = pending_.front().seq;
+    rows_ -= pending_.front().ids.size();
+    acked_rows_ += pending_.front().ids.size();
+    pending_.pop_front();
+  }
+}
+
+std::vector<Param> Acks::ack_params(std::size_t batches) const {
+  std::string ids = "{";
+  std::string xids = "{";
+  for (std::size_t i = 0; i < batches; ++i) {
+    const auto& b = pending_[i];
+    for (std::size_t k = 0; k < b.ids.size(); ++k) {
+      if (ids.size() > 1) {
+        ids += ',';
+        xids += ',';
+      }
+      ids += std::to_string(b.ids[k]);
+      xids += b.xids[k];
+    }
+  }
+  return {ids + '}', xids + '}'};
+}
+
+}  // namespace pgferry

@@ -1,0 +1,131 @@
+#pragma once
+// The acknowledgement of applied batches: deleting their journal rows from the source once the
+// target has them durably, without the stream waiting for either.
+//
+// The applier commits with apply.synchronous_commit (default off, as native logical
+// replication's apply worker): a batch is visible on the target as soon as it commits, before its
+// WAL is flushed. Its transaction also inserts a row into pgferry.applied_batch (this run, the
+// batch's number, its journal ids). Its journal rows stay in the journal — read past by every
+// later read, like a batch in flight — until
+//   1. the target has flushed its commit: a `flusher` session commits a setval() of
+//      pgferry.flush_marker with synchronous_commit = local, which flushes the target's WAL up to
+//      itself and so every batch committed before it was sent; then
+//   2. an `acker` session on the source deletes them (the ack); then
+//   3. the flusher's next flush deletes the batch's applied_batch row.
+// Flusher and acker run beside the stream on connections of their own, sent without waiting and
+// collected between batches.
+//
+// Nothing is applied twice, and nothing lost is left out:
+//   * a target crash loses a suffix of the commits, so the batches of this run it lost are those
+//     numbered above the highest it still has: forgotten and read again, onto exactly the state
+//     they were first applied to (check_survivors, and every flush);
+//   * a run that starts after a crash of the replicator acknowledges what the target says an
+//     earlier run applied (adopt) before it reads. Replaying those batches instead, onto a
+//     target that is ahead of them, would pass through states its constraints may refuse (a
+//     child inserted whose parent a later batch deleted).
+// A failed ack is sent again later; deleting journal rows already deleted deletes nothing.
+// See docs/ARCHITECTURE.md, "Deferred acknowledgement".
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pg.hpp"
+#include "result.hpp"
+
+namespace pgferry {
+
+class Acks {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  /// `durable_on_commit`: the applier's commits wait for their own durability (a
+  /// synchronous_commit other than off), so a committed batch is acknowledged at once.
+  Acks(std::string source_conninfo, std::string target_conninfo, bool durable_on_commit);
+  ~Acks();
+  Acks(const Acks&) = delete;
+  Acks& operator=(const Acks&) = delete;
+
+  /// The statement that records the next batch (journal ids `ids`, transactions `xids`) as
+  /// applied, for its own transaction.
+  [[nodiscard]] Statement marker(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) const;
+  /// A batch whose COMMIT on the applier session has returned.
+  void committed(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids);
+
+  /// bigint[] text: every journal id applied and not yet acknowledged, then `extra`.
+  [[nodiscard]] std::string pending_ids(const std::vector<std::int64_t>& extra = {}) const;
+  /// Journal rows applied and not yet acknowledged.
+  [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
+  /// Nothing waits to be flushed, acknowledged or cleaned up, and nothing is in flight.
+  [[nodiscard]] bool idle() const noexcept {
+    return pending_.empty() && !flushing_ && acking_ == 0 && cleaned_ >= acked_;
+  }
+
+  /// After the applier (re)connected, before it applies anything: acknowledges what earlier runs
+  /// applied (on `source`), and forgets the batches of this run the target no longer has (a
+  /// crash lost them), so they are read and applied again, in order.
+  [[nodiscard]] Status adopt(Session& source, Session& target);
+  /// Takes a flush or ack that has finished, and sends the next, never waiting for a result.
+  /// A flush is sent at most every 10 ms while the stream is busy, at once when `idle`. A flush
+  /// that finds batches lost forgets them (take_discarded); a failed ack is sent again later.
+  [[nodiscard]] Status poll(Clock::time_point now, bool idle);
+  /// Everything applied made durable (a flush on the applier session `target`) and
+  /// acknowledged (on the reader session `source`), waiting for it.
+  [[nodiscard]] Status settle(Session& source, Session& target);
+  /// The applier's connection was lost: the flusher's goes too (adopt follows the reconnect).
+  void target_lost();
+  /// Whether batches were forgotten since the last call: a batch read past them must be dropped.
+  [[nodiscard]] bool take_discarded() noexcept;
+  /// Journal rows acknowledged since the last call.
+  [[nodiscard]] std::uint64_t take_acked_rows() noexcept;
+  /// Ends what is in flight (cancelled) and closes both connections.
+  void stop();
+
+ private:
+  struct Batch {
+    std::vector<std::int64_t> ids;
+    std::vector<std::string> xids;
+    std::int64_t seq = 0;  // its number in this run: commit order on the applier session
+    bool durable = false;  // the target has flushed it
+  };
+
+  std::optional<Error> collect_flush(bool wait);
+  std::optional<Error> collect_ack(bool wait);
+  std::optional<Error> send_flush(Clock::time_point now);
+  std::optional<Error> send_ack(Clock::time_point now);
+  /// Forgets the batches numbered above `survivor` (the target lost them).
+  void lost_after(std::int64_t survivor);
+  void acked(std::size_t batches);
+  [[nodiscard]] bool waiting_for_flush() const noexcept;
+  /// The ack statement's parameters (bigint[] and xid8[] text) for the first `batches` pending.
+  [[nodiscard]] std::vector<Param> ack_params(std::size_t batches) const;
+
+  std::string source_conninfo_;
+  std::string target_conninfo_;
+  bool durable_on_commit_;
+  bool hold_flush_;  // tests: PGFERRY_TEST_HOLD_FLUSH keeps the flusher from flushing
+  std::string run_;  // this process, in pgferry.applied_batch
+
+  std::deque<Batch> pending_;  // committed, not yet acknowledged, in commit order
+  std::size_t rows_ = 0;
+  std::int64_t next_seq_ = 0;  // the number of the next batch committed
+  std::int64_t acked_ = -1;    // batches numbered up to this are acknowledged...
+  std::int64_t cleaned_ = -1;  // ...and up to this their applied_batch rows deleted
+  bool discarded_ = false;
+  std::uint64_t acked_rows_ = 0;
+
+  std::optional<Session> flusher_;
+  std::optional<std::int64_t> flushing_;  // a flush in flight: for the batches numbered below this
+  std::int64_t cleaning_ = -1;            // the applied_batch rows the flush in flight deletes
+  Clock::time_point last_flush_{};
+
+  std::optional<Session> acker_;
+  std::size_t acking_ = 0;  // the pending batches (at the front) the ack in flight deletes
+  Clock::time_point acker_retry_at_{};
+};
+
+}  // namespace pgferry
