@@ -223,8 +223,8 @@ class Worker {
       retry_backoff_.reset();
     }
     finish_copy();
-    // What was applied is acknowledged before the replicator exits (else it is applied again at
-    // the next start, which changes nothing).
+    // What was applied is acknowledged before the replicator exits (else the next start does it:
+    // the target lists it in pgferry.applied_batch).
     if (!acks_.idle() && source_ && source_->alive() && target_ && target_->alive()) {
       if (auto s = settle_acks(); !s) spdlog::warn("acknowledging the last batches at stop: {}", s.error().describe());
     }
@@ -262,7 +262,7 @@ class Worker {
   void drop_target() {
     control_.set_cancel(kTargetSlot, nullptr);
     target_.reset();
-    acks_.target_lost();  // batches not known durable may be lost with it: read them again
+    acks_.target_lost();  // the flusher goes with it; the reconnect asks what the target lost
   }
 
   Status connect_source() {
@@ -1006,9 +1006,9 @@ class Worker {
                    held.size());
     }
     // Acknowledged (its journal rows deleted) only once the target has it durable, beside the
-    // stream (acks.hpp); until then every read passes over its rows, as the read-ahead did. A
-    // crash before the ack re-applies the batch, which changes nothing (upserts of the same
-    // images, deletes of absent keys).
+    // stream (acks.hpp); until then every read passes over its rows, as the read-ahead did. If
+    // the replicator dies first, the next start acknowledges it (the target lists it in
+    // pgferry.applied_batch); if the target loses it in a crash, it is read and applied again.
     acks_.committed(ids, xids);
     ahead_ = std::move(next);  // read past this batch: valid now that it is committed
     record_applied(batch, rejected, held, source_now(), started);
