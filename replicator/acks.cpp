@@ -53,10 +53,13 @@ constexpr const char* kSurvivor = "SELECT max(batch) FROM pgferry.applied_batch 
 constexpr const char* kOrphans =
     "SELECT run, batch, ids::text, xids::text FROM pgferry.applied_batch WHERE run <> $1 ORDER BY run, batch";
 
-/// How often the flusher flushes while the stream is busy: the applied rows wait about this long
-/// for their ack (and every read passes over them meanwhile); the target does ~100 fsyncs a
-/// second more. Native logical replication leaves it to the walwriter (wal_writer_delay, 200 ms).
-constexpr milliseconds kFlushEvery{10};
+/// How often the flusher flushes (and so the acker acknowledges) at most: the applied rows wait
+/// about this long for their ack, every read passing over them meanwhile; each flush is an fsync
+/// on the target and each ack one on the source. Flushing after every batch of a stream that
+/// idles between batches (bench/e2e's latency runs: ~500 batches/s) put those fsyncs back on the
+/// disk the source's own commits wait for. Native logical replication leaves the flush to the
+/// walwriter (wal_writer_delay, 200 ms).
+constexpr milliseconds kFlushEvery{20};
 
 /// After an ack that failed, the next is sent no sooner than this.
 constexpr milliseconds kAckRetry{1000};
@@ -186,18 +189,26 @@ Status Acks::adopt(Session& source, Session& target) {
   return Ok{};
 }
 
-Status Acks::poll(Clock::time_point now, bool idle) {
+Status Acks::poll(Clock::time_point now) {
   Status out = Ok{};
   if (auto e = collect_flush(false); e) out = std::move(*e);
   if (auto e = collect_ack(false); e && out) out = std::move(*e);
-  if (!flushing_ && (waiting_for_flush() || cleaned_ < acked_) && !hold_flush_ &&
-      (idle || now - last_flush_ >= kFlushEvery)) {
+  if (!flushing_ && (waiting_for_flush() || cleaned_ < acked_) && !hold_flush_ && now - last_flush_ >= kFlushEvery) {
     if (auto e = send_flush(now); e && out) out = std::move(*e);
   }
   if (acking_ == 0 && !pending_.empty() && pending_.front().durable && now >= acker_retry_at_) {
     if (auto e = send_ack(now); e && out) out = std::move(*e);
   }
   return out;
+}
+
+Acks::Clock::duration Acks::next_poll(Clock::time_point now) const {
+  constexpr Clock::duration kSoon = milliseconds(1);
+  if (flushing_ || acking_ > 0) return kSoon;  // collected as soon as it is back
+  Clock::duration wait = Clock::duration::max();
+  if (waiting_for_flush() || cleaned_ < acked_) wait = std::max(kSoon, last_flush_ + kFlushEvery - now);
+  if (!pending_.empty() && pending_.front().durable) wait = std::min(wait, std::max(kSoon, acker_retry_at_ - now));
+  return wait;
 }
 
 Status Acks::settle(Session& source, Session& target) {

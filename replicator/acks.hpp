@@ -9,7 +9,7 @@
 // later read, like a batch in flight — until
 //   1. the target has flushed its commit: a `flusher` session commits a setval() of
 //      pgferry.flush_marker with synchronous_commit = local, which flushes the target's WAL up to
-//      itself and so every batch committed before it was sent; then
+//      itself and so every batch committed before it was sent (at most every 20 ms); then
 //   2. an `acker` session on the source deletes them (the ack); then
 //   3. the flusher's next flush deletes the batch's applied_batch row.
 // Flusher and acker run beside the stream on connections of their own, sent without waiting and
@@ -70,9 +70,11 @@ class Acks {
   /// crash lost them), so they are read and applied again, in order.
   [[nodiscard]] Status adopt(Session& source, Session& target);
   /// Takes a flush or ack that has finished, and sends the next, never waiting for a result.
-  /// A flush is sent at most every 10 ms while the stream is busy, at once when `idle`. A flush
-  /// that finds batches lost forgets them (take_discarded); a failed ack is sent again later.
-  [[nodiscard]] Status poll(Clock::time_point now, bool idle);
+  /// A flush is sent at most every 20 ms. A flush that finds batches lost forgets them
+  /// (take_discarded); a failed ack is sent again later.
+  [[nodiscard]] Status poll(Clock::time_point now);
+  /// When poll next has something to do (max(): nothing until more is applied).
+  [[nodiscard]] Clock::duration next_poll(Clock::time_point now) const;
   /// Everything applied made durable (a flush on the applier session `target`) and
   /// acknowledged (on the reader session `source`), waiting for it.
   [[nodiscard]] Status settle(Session& source, Session& target);

@@ -599,7 +599,7 @@ class Worker {
 
   Status do_step() {
     poll_vacuum();
-    poll_acks(false);
+    poll_acks();
     if (acks_.rows() >= kMaxUnackedBatches * static_cast<std::size_t>(config_.batch.max_rows)) {
       // Every read passes over the rows applied and not yet acknowledged: keep them few.
       if (auto s = settle_acks(); !s) return s;
@@ -658,10 +658,9 @@ class Worker {
       suspects_ = *left;
       return Ok{};  // read again: a suspect that finished may have committed journal rows
     }
-    if (!acks_.idle()) {
-      // Caught up: flush and acknowledge what was applied now, not 10 ms from now.
-      poll_acks(true);
-      control_.wait_for(milliseconds(2));
+    if (const auto due = acks_.next_poll(Clock::now()); due < config_.poll_interval) {
+      // Caught up, with applied batches to flush or acknowledge: wake for them (or a doorbell).
+      control_.wait_for(std::chrono::ceil<milliseconds>(due));
     } else if (!pending_copy_.empty() || copying_) {
       control_.wait_for(std::min(config_.poll_interval, milliseconds(200)));
     } else {
@@ -1585,8 +1584,8 @@ class Worker {
 
   /// Moves the flush and the ack of applied batches along (acks.hpp), without waiting. A batch
   /// read ahead past batches it forgot (the target lost, or its flusher) is dropped.
-  void poll_acks(bool idle) {
-    if (auto s = acks_.poll(Clock::now(), idle); !s) {
+  void poll_acks() {
+    if (auto s = acks_.poll(Clock::now()); !s) {
       spdlog::warn("{}", s.error().describe());
       pause(ack_backoff_.next(unit(rng_)));
     } else if (acks_.idle()) {
