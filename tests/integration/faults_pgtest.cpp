@@ -302,44 +302,40 @@ TEST_F(Faults, RandomFaultsDuringAMixedWorkloadLoseNothing) {
   }
   std::array<int, kKinds> done{};
   std::array<int, kKinds> hits{};  // cuts that found a backend to terminate
+  // The session a cut terminates (on the source?), by kind: cuts come first in Fault.
+  const std::array<std::pair<bool, const char*>, kStopTarget> sessions{
+      {{true, kListener}, {true, kReader}, {false, kApplier}, {true, kAcker}, {false, kFlusher}}};
   for (int i = 0; i < kFaults; ++i) {
     sleep_ms(std::uniform_int_distribution<int>(50, 600)(rng));
     const int kind = schedule[static_cast<std::size_t>(i)];
     const int down_ms = std::uniform_int_distribution<int>(100, 1500)(rng);
     std::cerr << "[" << elapsed_ms(began) << " ms] fault " << i + 1 << "/" << kFaults << ": " << names[kind];
+    const auto bounce = [&](PgCluster& cluster, bool crash) {
+      std::cerr << " for " << down_ms << " ms";
+      if (crash) {
+        cluster.crash();
+      } else {
+        cluster.stop();
+      }
+      sleep_ms(down_ms);
+      cluster.start_again();
+    };
     switch (kind) {
       case kCutListener:
-        hits[kind] += cut(source_cluster(), kListener) > 0 ? 1 : 0;
-        break;
       case kCutReader:
-        hits[kind] += cut(source_cluster(), kReader) > 0 ? 1 : 0;
-        break;
       case kCutApplier:
-        hits[kind] += cut(target_cluster(), kApplier) > 0 ? 1 : 0;
-        break;
       case kCutAcker:
-        hits[kind] += cut(source_cluster(), kAcker) > 0 ? 1 : 0;
+      case kCutFlusher: {
+        const auto [on_source, session] = sessions[static_cast<std::size_t>(kind)];
+        hits[kind] += cut(on_source ? source_cluster() : target_cluster(), session) > 0 ? 1 : 0;
         break;
-      case kCutFlusher:
-        hits[kind] += cut(target_cluster(), kFlusher) > 0 ? 1 : 0;
-        break;
+      }
       case kStopTarget:
-        std::cerr << " for " << down_ms << " ms";
-        target_cluster().stop();
-        sleep_ms(down_ms);
-        target_cluster().start_again();
-        break;
       case kCrashTarget:
-        std::cerr << " for " << down_ms << " ms";
-        target_cluster().crash();
-        sleep_ms(down_ms);
-        target_cluster().start_again();
+        bounce(target_cluster(), kind == kCrashTarget);
         break;
       case kStopSource:
-        std::cerr << " for " << down_ms << " ms";
-        source_cluster().stop();
-        sleep_ms(down_ms);
-        source_cluster().start_again();
+        bounce(source_cluster(), false);
         break;
       default:
         ASSERT_TRUE(ferry().running()) << "pgferry run exited on its own (code " << ferry().wait(0) << ") before fault "
