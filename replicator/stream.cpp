@@ -626,13 +626,10 @@ class Worker {
       auto s = apply_and_ack(batch);
       if (batches_ == before) chunk_.reset();  // nothing acked (a table stopped): read those rows again
       if (!s) return s;
-      if (bell_on_ != false) {
-        // Busy: writers need not ring; spare them NOTIFY's cluster-wide commit lock. (After the
-        // batch, not before: a change that rang waits for nothing but its own apply.)
-        if (auto r = source_->run(bell(0)); !r) return r;
-        bell_on_ = false;
-        tel_.doorbell_armed.Set(0);
-      }
+      // Busy: writers need not ring; spare them NOTIFY's cluster-wide commit lock. (After the
+      // batch, not before: a change that rang waits for nothing but its own apply. The pipelined
+      // apply turns it off while the target works.)
+      if (auto b = disarm_bell(); !b) return b;
       return s;
     }
     if (chunk_) return Ok{};  // a large transaction is being streamed: keep going
@@ -667,6 +664,15 @@ class Worker {
     } else {
       control_.wait_for(config_.poll_interval);
     }
+    return Ok{};
+  }
+
+  /// Turns the doorbell off unless it is known to be off.
+  Status disarm_bell() {
+    if (bell_on_ == false) return Ok{};
+    if (auto r = source_->run(bell(0)); !r) return r;
+    bell_on_ = false;
+    tel_.doorbell_armed.Set(0);
     return Ok{};
   }
 
@@ -1395,6 +1401,13 @@ class Worker {
     statements.push_back({"COMMIT", {}});
     table_of.resize(statements.size());
     if (auto s = target_->send_pipeline(statements); !s) return s;
+    // Busy: turn the doorbell off while the target works, so it costs the change that rang
+    // nothing. Armed until the batch's commit, it rang for every writer meanwhile: a first batch
+    // after an idle spell can take tens of milliseconds on a loaded machine (the step repeats it
+    // after the batch, and meets a source failure there).
+    if (auto b = disarm_bell(); !b) {
+      spdlog::debug("turning the doorbell off failed (tried again after the batch): {}", b.error().describe());
+    }
     // Read ahead past this batch and every one applied and not yet acknowledged.
     if (auto a = read_ahead(acks_.pending_ids(ids), next); !a) {
       spdlog::debug("reading the next batch ahead failed (read again after this one): {}", a.error().describe());
