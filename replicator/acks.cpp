@@ -213,8 +213,15 @@ Acks::Clock::duration Acks::next_poll(Clock::time_point now) const {
 
 Status Acks::settle(Session& source, Session& target) {
   Status out = Ok{};
+  // The flush and the ack in flight, waited for where a cancel can reach the wait.
+  const auto waiting_on = [this](PGconn* c) {
+    if (on_wait_) on_wait_(c);
+  };
+  if (flushing_) waiting_on(flusher_->raw());
   if (auto e = collect_flush(true); e) out = std::move(*e);
+  if (acking_ > 0) waiting_on(acker_->raw());
   if (auto e = collect_ack(true); e && out) out = std::move(*e);
+  waiting_on(nullptr);
   if (!out) return out;
   if (waiting_for_flush()) {
     // On the applier's own session: it committed them, so its flush covers them all.

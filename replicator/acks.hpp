@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,6 +87,10 @@ class Acks {
   [[nodiscard]] std::uint64_t take_acked_rows() noexcept;
   /// Ends what is in flight (cancelled) and closes both connections.
   void stop();
+  /// `hook` is called with the connection settle() is about to wait on (flusher or acker), and
+  /// with nullptr when the wait is over: whoever must be able to cancel the wait (shutdown_timeout)
+  /// registers it.
+  void on_wait(std::function<void(PGconn*)> hook) { on_wait_ = std::move(hook); }
 
  private:
   struct Batch {
@@ -124,6 +129,8 @@ class Acks {
   std::optional<std::int64_t> flushing_;  // a flush in flight: for the batches numbered below this
   std::int64_t cleaning_ = -1;            // the applied_batch rows the flush in flight deletes
   Clock::time_point last_flush_{};
+
+  std::function<void(PGconn*)> on_wait_;
 
   std::optional<Session> acker_;
   std::size_t acking_ = 0;  // the pending batches (at the front) the ack in flight deletes

@@ -378,7 +378,9 @@ void on_signal(uv_signal_t* h, int signum) {
       &st->shutdown_timer,
       [](uv_timer_t* t) {
         auto* s = static_cast<LoopState*>(t->data);
-        spdlog::warn("shutdown_timeout passed: cancelling the batch in flight (it will be applied again)");
+        spdlog::warn(
+            "shutdown_timeout passed: cancelling the batch in flight (it will be applied again) or the last "
+            "acknowledgement (the next start makes it)");
         s->control->cancel_all();
       },
       static_cast<std::uint64_t>(st->shutdown_timeout.count()), 0);

@@ -70,6 +70,7 @@ void Control::set_cancel(int slot, pg_cancel* cancel) {
 
 void Control::cancel_all() {
   std::lock_guard lock(mu_);
+  cancelled_ = true;
   for (auto* c : cancels_) {
     if (c == nullptr) continue;
     char err[256];
@@ -86,6 +87,7 @@ constexpr int kSourceSlot = 0;
 constexpr int kTargetSlot = 1;
 constexpr int kCopySourceSlot = 2;
 constexpr int kCopyTargetSlot = 3;
+constexpr int kAcksSlot = 4;  // the flush or ack a settle waits for
 
 std::string json_array(const std::vector<std::string>& objects) {
   std::size_t size = 2;
@@ -196,6 +198,7 @@ class Worker {
         rng_(std::random_device{}()),
         acks_(config.source, config.target, config.apply.synchronous_commit != "off") {
     for (std::size_t i = 0; i < tables_.size(); ++i) by_id_[tables_[i].table_id] = i;
+    acks_.on_wait([&control](PGconn* c) { control.set_cancel(kAcksSlot, c != nullptr ? PQgetCancel(c) : nullptr); });
   }
 
   int run() {
@@ -225,7 +228,8 @@ class Worker {
     finish_copy();
     // What was applied is acknowledged before the replicator exits (else the next start does it:
     // the target lists it in pgferry.applied_batch).
-    if (!acks_.idle() && source_ && source_->alive() && target_ && target_->alive()) {
+    // Not after shutdown_timeout cancelled the batch in flight: the time is up.
+    if (!control_.cancelled() && !acks_.idle() && source_ && source_->alive() && target_ && target_->alive()) {
       if (auto s = settle_acks(); !s) spdlog::warn("acknowledging the last batches at stop: {}", s.error().describe());
     }
     acks_.stop();

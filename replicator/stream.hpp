@@ -51,8 +51,10 @@ class Control {
   /// statement runs now (the batch in flight is then rolled back).
   void set_cancel(int slot, pg_cancel* cancel);
   void cancel_all();
+  /// Whether cancel_all() was called (shutdown_timeout passed): a stop starts nothing new.
+  [[nodiscard]] bool cancelled() const noexcept { return cancelled_.load(); }
 
-  static constexpr int kSlots = 4;
+  static constexpr int kSlots = 5;
 
   /// A part of the replicator gave up (reconnect.max_attempts): stop, and exit with `code`.
   void give_up(int code) {
@@ -70,6 +72,7 @@ class Control {
   std::condition_variable cv_;
   bool woken_ = false;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> cancelled_{false};
   pg_cancel* cancels_[kSlots] = {};
 };
 

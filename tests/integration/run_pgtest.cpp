@@ -620,6 +620,45 @@ TEST_F(Run, ShutdownTimeoutRollsBackABlockedBatchAndExitsZero) {
   ASSERT_TRUE(same({whole("public.items")}));
 }
 
+// The stop acknowledges what was applied; an acknowledgement that cannot finish (here the
+// journal rows are locked by another session, so the acker's DELETE waits) is cancelled at
+// shutdown_timeout like a blocked batch, and the next start acknowledges what the stopped run
+// applied instead of applying it again.
+TEST_F(Run, ShutdownTimeoutEndsAStopBlockedOnTheLastAcknowledgement) {
+  on_both(kItems);
+  const auto config = configure("  - public.items\n", "shutdown_timeout: 2s\n");
+  start(config);
+  ASSERT_TRUE(eventually([&] { return caught_up(); }, 30000)) << log();
+  ASSERT_EQ(ferry().stop(), 0) << log();
+  source().exec("INSERT INTO items SELECT g, 'locked in the journal', g, NULL FROM generate_series(1, 100) g");
+  PgClient blocker = source();
+  blocker.exec("BEGIN");
+  ASSERT_EQ(blocker.scalar("SELECT count(*) FROM (SELECT id FROM pgferry.journal FOR UPDATE) j"), "100");
+  start(config);
+  ASSERT_TRUE(eventually([&] { return target().scalar("SELECT count(*) FROM items") == "100"; }, 30000)) << log();
+  ASSERT_TRUE(eventually(
+      [&] {
+        return source().scalar(
+                   "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgferry acker' "
+                   "AND wait_event_type = 'Lock'") != "0";
+      },
+      30000))
+      << "the acknowledgement never waited for the locked journal rows" << log();
+  const auto sent = Clock::now();
+  ferry().signal(SIGTERM);
+  const int code = ferry().wait(12000);
+  const auto took = elapsed_ms(sent);
+  blocker.exec("ROLLBACK");
+  EXPECT_EQ(code, 0) << "a stop blocked on its last acknowledgement past shutdown_timeout must still exit cleanly"
+                     << log();
+  EXPECT_GE(took, 1500) << "it did not wait for the acknowledgement" << log();
+  EXPECT_LT(took, 8000) << log();
+  EXPECT_EQ(source().scalar("SELECT count(*) FROM pgferry.journal"), "100") << log();
+  start(config);
+  ASSERT_TRUE(same({whole("public.items")}));
+  EXPECT_TRUE(logged("acknowledged 1 batch(es) (100 journal row(s)) an earlier run applied")) << log();
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. `pgferry snapshot` while running.
 
