@@ -115,16 +115,20 @@ Acks::Acks(std::string source_conninfo, std::string target_conninfo, bool durabl
 
 Acks::~Acks() { stop(); }
 
-Statement Acks::marker(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) const {
+Statement Acks::marker(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) {
+  // A number no attempt had: a COMMIT whose outcome the applier never learned (the connection
+  // died meanwhile) may have committed its marker, and the batch is then applied again.
+  marked_ = next_seq_++;
   return {"INSERT INTO pgferry.applied_batch (run, batch, ids, xids) VALUES ($1, $2, $3, $4)",
-          {run_, std::to_string(next_seq_), pg_array(ids), pg_array(xids)}};
+          {run_, std::to_string(marked_), pg_array(ids), pg_array(xids)}};
 }
 
 void Acks::committed(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) {
   Batch b;
   b.ids = ids;
   b.xids.assign(xids.begin(), xids.end());
-  b.seq = next_seq_++;
+  b.seq = marked_;
+  committed_below_ = marked_ + 1;
   b.durable = durable_on_commit_;
   rows_ += b.ids.size();
   pending_.push_back(std::move(b));
@@ -321,7 +325,7 @@ std::optional<Error> Acks::send_flush(Clock::time_point now) {
     flusher_.reset();
     return runtime_error("target database", "cannot send the flush of the target's WAL: " + why);
   }
-  flushing_ = next_seq_;
+  flushing_ = committed_below_;
   cleaning_ = acked_;
   last_flush_ = now;
   return std::nullopt;

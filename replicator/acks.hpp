@@ -52,9 +52,9 @@ class Acks {
   Acks& operator=(const Acks&) = delete;
 
   /// The statement that records the next batch (journal ids `ids`, transactions `xids`) as
-  /// applied, for its own transaction.
-  [[nodiscard]] Statement marker(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) const;
-  /// A batch whose COMMIT on the applier session has returned.
+  /// applied, for its own transaction: each call numbers a new attempt.
+  [[nodiscard]] Statement marker(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids);
+  /// A batch whose COMMIT on the applier session has returned (its marker the last one made).
   void committed(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids);
 
   /// bigint[] text: every journal id applied and not yet acknowledged, then `extra`.
@@ -119,9 +119,12 @@ class Acks {
 
   std::deque<Batch> pending_;  // committed, not yet acknowledged, in commit order
   std::size_t rows_ = 0;
-  std::int64_t next_seq_ = 0;  // the number of the next batch committed
-  std::int64_t acked_ = -1;    // batches numbered up to this are acknowledged...
-  std::int64_t cleaned_ = -1;  // ...and up to this their applied_batch rows deleted
+  // Batch numbers follow the applier's commit order; a number is used once, by one attempt.
+  std::int64_t next_seq_ = 0;         // the next attempt's number
+  std::int64_t marked_ = -1;          // the last attempt's number
+  std::int64_t committed_below_ = 0;  // every batch committed so far is numbered below this
+  std::int64_t acked_ = -1;           // batches numbered up to this are acknowledged...
+  std::int64_t cleaned_ = -1;         // ...and up to this their applied_batch rows deleted
   bool discarded_ = false;
   std::uint64_t acked_rows_ = 0;
 

@@ -1029,6 +1029,12 @@ class Worker {
     // stream (acks.hpp); until then every read passes over its rows, as the read-ahead did. If
     // the replicator dies first, the next start acknowledges it (the target lists it in
     // pgferry.applied_batch); if the target loses it in a crash, it is read and applied again.
+    if (lose_commit_ == batches_ + 1) {
+      // Tests: the connection dies as the COMMIT's result is on its way; the batch did commit.
+      lose_commit_ = 0;
+      drop_target();
+      return runtime_error("target database", "PGFERRY_TEST_LOSE_COMMIT: the COMMIT's result was lost");
+    }
     acks_.committed(ids, xids);
     ahead_ = std::move(next);  // read past this batch: valid now that it is committed
     record_applied(batch, rejected, held, source_now(), started);
@@ -1885,6 +1891,11 @@ class Worker {
   std::optional<Session> source_;
   std::optional<Session> target_;
   std::optional<bool> bell_on_;
+  // Tests: PGFERRY_TEST_LOSE_COMMIT=N drops the applier's connection right after the Nth batch's
+  // COMMIT, as if its result had been lost on the way.
+  std::uint64_t lose_commit_ = std::getenv("PGFERRY_TEST_LOSE_COMMIT") != nullptr
+                                   ? std::strtoull(std::getenv("PGFERRY_TEST_LOSE_COMMIT"), nullptr, 10)
+                                   : 0;
   std::string suspects_;  // xid8[] text of writers that may have seen the bell disarmed
   milliseconds suspect_wait_{5};
   std::optional<Chunking> chunk_;
