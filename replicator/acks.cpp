@@ -118,17 +118,16 @@ Acks::~Acks() { stop(); }
 Statement Acks::marker(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) {
   // A number no attempt had: a COMMIT whose outcome the applier never learned (the connection
   // died meanwhile) may have committed its marker, and the batch is then applied again.
-  marked_ = next_seq_++;
   return {"INSERT INTO pgferry.applied_batch (run, batch, ids, xids) VALUES ($1, $2, $3, $4)",
-          {run_, std::to_string(marked_), pg_array(ids), pg_array(xids)}};
+          {run_, std::to_string(next_seq_++), pg_array(ids), pg_array(xids)}};
 }
 
 void Acks::committed(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) {
   Batch b;
   b.ids = ids;
   b.xids.assign(xids.begin(), xids.end());
-  b.seq = marked_;
-  committed_below_ = marked_ + 1;
+  b.seq = next_seq_ - 1;  // the last marker's number
+  committed_below_ = next_seq_;
   b.durable = durable_on_commit_;
   rows_ += b.ids.size();
   pending_.push_back(std::move(b));

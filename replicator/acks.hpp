@@ -121,7 +121,6 @@ class Acks {
   std::size_t rows_ = 0;
   // Batch numbers follow the applier's commit order; a number is used once, by one attempt.
   std::int64_t next_seq_ = 0;         // the next attempt's number
-  std::int64_t marked_ = -1;          // the last attempt's number
   std::int64_t committed_below_ = 0;  // every batch committed so far is numbered below this
   std::int64_t acked_ = -1;           // batches numbered up to this are acknowledged...
   std::int64_t cleaned_ = -1;         // ...and up to this their applied_batch rows deleted

@@ -630,9 +630,10 @@ class Worker {
       auto s = apply_and_ack(batch);
       if (batches_ == before) chunk_.reset();  // nothing acked (a table stopped): read those rows again
       if (!s) return s;
-      // Busy: writers need not ring; spare them NOTIFY's cluster-wide commit lock. (After the
-      // batch, not before: a change that rang waits for nothing but its own apply. The pipelined
-      // apply turns it off while the target works.)
+      // Busy: writers need not ring; spare them NOTIFY's cluster-wide commit lock. (Not before
+      // the batch: a change that rang waits for nothing but its own apply. The pipelined apply
+      // has turned it off already, while the target worked; this covers the other apply paths
+      // and a turn-off that failed there.)
       if (auto b = disarm_bell(); !b) return b;
       return s;
     }
@@ -1893,9 +1894,10 @@ class Worker {
   std::optional<bool> bell_on_;
   // Tests: PGFERRY_TEST_LOSE_COMMIT=N drops the applier's connection right after the Nth batch's
   // COMMIT, as if its result had been lost on the way.
-  std::uint64_t lose_commit_ = std::getenv("PGFERRY_TEST_LOSE_COMMIT") != nullptr
-                                   ? std::strtoull(std::getenv("PGFERRY_TEST_LOSE_COMMIT"), nullptr, 10)
-                                   : 0;
+  std::uint64_t lose_commit_ = [] {
+    const char* n = std::getenv("PGFERRY_TEST_LOSE_COMMIT");
+    return n != nullptr ? std::strtoull(n, nullptr, 10) : 0;
+  }();
   std::string suspects_;  // xid8[] text of writers that may have seen the bell disarmed
   milliseconds suspect_wait_{5};
   std::optional<Chunking> chunk_;
