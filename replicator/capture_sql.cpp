@@ -116,6 +116,10 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
       {"key_changed", fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.key_columns, "NEW"),
                                   row_of(spec.key_columns, "OLD"))},
   };
+  // The set-based INSERT, over the transition table's rows.
+  values["new_rows"] = sql::quote_ident(kInsertedRows);
+  values["set_new_in"] = filter_expression(spec, "pgferry_new");
+  values["set_new_image"] = image_expression(spec, "pgferry_new");
   if (spec.columns.empty()) {
     values["new_image"] = image_expression(spec, "NEW");
     // Comparing text forms catches every visible change, including types without an equality
@@ -156,29 +160,58 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
   }
   ddl.statements.push_back(std::move(fn));
 
+  // Every trigger pgferry may have put on the table is dropped first, so a table that changes
+  // kind (set-based or not, TRUNCATE or not) keeps only the triggers it now needs.
   const auto table = spec.table.quoted();
-  ddl.statements.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kRowTrigger), table));
-  ddl.statements.push_back(
-      fmt::format("CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} "
-                  "FOR EACH ROW EXECUTE FUNCTION {}()",
-                  sql::quote_ident(kRowTrigger), table, ddl.function_name));
-  ddl.statements.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kTruncateTrigger), table));
+  const auto drop = [&](const char* name) {
+    ddl.statements.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(name), table));
+  };
+  // `events`: what fires it ("AFTER INSERT"); `rest`: between the table and EXECUTE.
+  const auto create = [&](const char* name, std::string_view events, std::string_view rest) {
+    drop(name);
+    ddl.statements.push_back(fmt::format("CREATE TRIGGER {} {} ON {} {} EXECUTE FUNCTION {}()", sql::quote_ident(name),
+                                         events, table, rest, ddl.function_name));
+  };
+  if (spec.set_based) {
+    create(kRowTrigger, "AFTER UPDATE OR DELETE", "FOR EACH ROW");
+    create(kInsertTrigger, "AFTER INSERT",
+           fmt::format("REFERENCING NEW TABLE AS {} FOR EACH STATEMENT", sql::quote_ident(kInsertedRows)));
+    // The guard never fires; it is there to be refused. A row trigger with a transition table
+    // cannot be on a partition or an inheritance child, so ATTACH PARTITION and INHERIT fail
+    // naming it, instead of routing rows written through a parent past the statement trigger.
+    create(kGuardTrigger, "AFTER INSERT",
+           fmt::format("REFERENCING NEW TABLE AS {} FOR EACH ROW WHEN (false)", sql::quote_ident(kGuardedRows)));
+  } else {
+    create(kRowTrigger, "AFTER INSERT OR UPDATE OR DELETE", "FOR EACH ROW");
+    drop(kInsertTrigger);
+    drop(kGuardTrigger);
+  }
   if (spec.truncate) {
-    ddl.statements.push_back(
-        fmt::format("CREATE TRIGGER {} AFTER TRUNCATE ON {} "
-                    "FOR EACH STATEMENT EXECUTE FUNCTION {}()",
-                    sql::quote_ident(kTruncateTrigger), table, ddl.function_name));
+    create(kTruncateTrigger, "AFTER TRUNCATE", "FOR EACH STATEMENT");
+  } else {
+    drop(kTruncateTrigger);
   }
   ddl.fingerprint = fingerprint_of(ddl.statements);
   return ddl;
+}
+
+std::vector<std::string> trigger_names(const CaptureSpec& spec) {
+  std::vector<std::string> out{kRowTrigger};
+  if (spec.set_based) {
+    out.emplace_back(kInsertTrigger);
+    out.emplace_back(kGuardTrigger);
+  }
+  if (spec.truncate) out.emplace_back(kTruncateTrigger);
+  return out;
 }
 
 std::vector<std::string> render_drop_capture(const sql::QualifiedName& table, const std::string& function_name,
                                              bool table_exists) {
   std::vector<std::string> out;
   if (table_exists) {
-    out.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kRowTrigger), table.quoted()));
-    out.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(kTruncateTrigger), table.quoted()));
+    for (const char* name : {kRowTrigger, kInsertTrigger, kGuardTrigger, kTruncateTrigger}) {
+      out.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(name), table.quoted()));
+    }
   }
   out.push_back(fmt::format("DROP FUNCTION IF EXISTS {}()", function_name));
   return out;

@@ -14,6 +14,15 @@ namespace pgferry::capture {
 inline constexpr const char* kRowTrigger = "pgferry_capture";
 /// Name of the statement-level TRUNCATE trigger.
 inline constexpr const char* kTruncateTrigger = "pgferry_capture_truncate";
+/// Name of the statement-level INSERT trigger of a set-based capture (see
+/// CaptureSpec::set_based), and of the transition table it reads.
+inline constexpr const char* kInsertTrigger = "pgferry_capture_insert";
+inline constexpr const char* kInsertedRows = "pgferry_inserted";
+/// Name of the guard of a set-based capture: a row trigger with a transition table that never
+/// fires (WHEN (false)). PostgreSQL refuses to make a table with such a trigger a partition or an
+/// inheritance child, which would route writes past the statement trigger; see render_capture.
+inline constexpr const char* kGuardTrigger = "pgferry_capture_guard";
+inline constexpr const char* kGuardedRows = "pgferry_guarded";
 /// NOTIFY channel of the doorbell.
 inline constexpr const char* kChannel = "pgferry";
 /// Advisory lock (two int4 keys) the replicator's LISTEN session holds exclusively while it
@@ -34,6 +43,11 @@ struct CaptureSpec {
   std::vector<std::string> text_columns;
   std::string where;     // row filter over the table's columns; empty for none
   bool truncate = true;  // install the TRUNCATE trigger
+  /// Capture INSERT per statement, from its transition table (UPDATE and DELETE stay per row).
+  /// Only for an ordinary table that is neither a partition nor an inheritance child: a write
+  /// routed to a partition through its parent fires the partition's row triggers, not its
+  /// statement triggers.
+  bool set_based = false;
 };
 
 /// Whether a column of type `base_type` (format_type without modifiers) is journaled as its text
@@ -62,6 +76,9 @@ struct CaptureDdl {
 
 /// Renders the capture function and the triggers for `spec`.
 [[nodiscard]] CaptureDdl render_capture(const CaptureSpec& spec);
+
+/// The triggers render_capture installs for `spec`, by name.
+[[nodiscard]] std::vector<std::string> trigger_names(const CaptureSpec& spec);
 
 /// Statements that remove capture from a table (IF EXISTS throughout, so they are safe to rerun).
 /// `table_exists` is false when the table itself is gone and only the function is left to drop.

@@ -7,13 +7,16 @@ namespace pgferry {
 Result<CatalogTable> load_table(Session& db, const sql::QualifiedName& name) {
   CatalogTable out;
   auto oid = db.query(
-      "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "SELECT c.oid, c.relkind = 'r' AND NOT c.relispartition "
+      "       AND NOT EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = c.oid) "
+      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
       "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
       {name.schema, name.name});
   if (!oid) return std::move(oid).error();
   if (PQntuples(oid->get()) == 0) return out;
   out.oid = value(oid->get(), 0, 0);
   out.info.exists = true;
+  out.info.plain = is_true(oid->get(), 0, 1);
 
   auto cols = db.query(
       "SELECT a.attname, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL), t.typcategory, "

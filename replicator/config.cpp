@@ -305,7 +305,9 @@ class Parser {
       return error(node, key, fmt::format("must be a table name or a mapping with 'name:', not {}", describe(node)),
                    "write '- schema.table' or '- name: schema.table'");
     }
-    if (auto s = known_keys(map, key + ".", {"name", "target", "columns", "where", "updated_at", "truncate"}); !s) {
+    if (auto s = known_keys(map, key + ".",
+                            {"name", "target", "columns", "where", "updated_at", "truncate", "insert_capture"});
+        !s) {
       return std::move(s).error();
     }
     if (!map["name"].IsDefined()) {
@@ -344,6 +346,15 @@ class Parser {
       auto b = bool_value(tr, key + ".truncate");
       if (!b) return std::move(b).error();
       t.truncate = *b;
+    }
+    if (const auto ic = map["insert_capture"]; ic.IsDefined() && !ic.IsNull()) {
+      auto v = string_value(ic, key + ".insert_capture");
+      if (!v) return std::move(v).error();
+      if (*v != "statement" && *v != "row") {
+        return error(ic, key + ".insert_capture", fmt::format("must be 'statement' or 'row', not '{}'", *v),
+                     "write 'insert_capture: statement' (the default) or 'insert_capture: row'");
+      }
+      t.statement_inserts = *v == "statement";
     }
     return t;
   }

@@ -42,6 +42,9 @@ struct TableConfig {
   std::optional<std::string> updated_at;
   /// Whether a TRUNCATE on the source is replicated (true by default).
   bool truncate = true;
+  /// Whether INSERTs may be captured per statement (`insert_capture: statement`, the default),
+  /// where the table allows it, or must be per row (`row`: a table about to become a partition).
+  bool statement_inserts = true;
   /// Where this table is configured, for messages: "pgferry.yaml:12 tables[1]".
   std::string origin;
 

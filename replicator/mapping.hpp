@@ -29,6 +29,9 @@ struct TableInfo {
   std::vector<ColumnInfo> columns;                    // in attnum order
   std::vector<std::string> primary_key;               // in key order; empty when there is none
   std::vector<std::vector<std::string>> unique_keys;  // non-partial unique indexes, without expressions
+  /// An ordinary table that is neither a partition nor an inheritance child (its INSERTs can be
+  /// captured per statement).
+  bool plain = false;
 
   [[nodiscard]] const ColumnInfo* column(const std::string& name) const;
 };

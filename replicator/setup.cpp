@@ -28,6 +28,7 @@ capture::CaptureSpec capture_spec_for(const InspectedTable& table, std::int32_t 
   }
   spec.where = table.config->where;
   spec.truncate = table.config->truncate;
+  spec.set_based = table.source.info.plain && table.config->statement_inserts;
   return spec;
 }
 
@@ -76,19 +77,18 @@ Result<CaptureState> capture_state(Session& source, const InspectedTable& table)
   if (PQntuples(reg->get()) == 0) return st;
   st.registered = true;
   st.table_id = std::atoi(value(reg->get(), 0, 0).c_str());
-  const auto ddl = capture::render_capture(capture_spec_for(table, st.table_id));
+  const auto spec = capture_spec_for(table, st.table_id);
+  const auto ddl = capture::render_capture(spec);
   if (value(reg->get(), 0, 1) != ddl.fingerprint || value(reg->get(), 0, 2) != ddl.function_name) return st;
   // The triggers may have been dropped or disabled by hand, or the table recreated.
+  const auto names = capture::trigger_names(spec);
   auto trig = source.query(
       "SELECT count(*) FROM pg_trigger t "
       "WHERE t.tgrelid = $1::oid AND t.tgname = ANY ($2::text[]) AND t.tgenabled <> 'D' "
       "  AND t.tgfoid = to_regprocedure($3 || '()')",
-      {table.source.oid,
-       table.config->truncate ? fmt::format("{{{},{}}}", capture::kRowTrigger, capture::kTruncateTrigger)
-                              : fmt::format("{{{}}}", capture::kRowTrigger),
-       ddl.function_name});
+      {table.source.oid, pg_array(names), ddl.function_name});
   if (!trig) return std::move(trig).error();
-  st.up_to_date = value(trig->get(), 0, 0) == (table.config->truncate ? "2" : "1");
+  st.up_to_date = value(trig->get(), 0, 0) == std::to_string(names.size());
   return st;
 }
 

@@ -10,6 +10,12 @@
 --   UPDATE that moves the row out of the filter  -> D  (old key)
 --   UPDATE that moves the row into the filter    -> I  (new image)
 --   TRUNCATE (statement trigger)                 -> T
+-- On an ordinary table (not partitioned, neither a partition nor an inheritance child) INSERT is
+-- captured per statement from its transition table ({{new_rows}}): one INSERT ... SELECT into the
+-- journal, in the rows' order, instead of one trigger call and one journal INSERT per row.
+-- UPDATE stays per row (its old and new transition rows cannot be paired when the key changes),
+-- and so does DELETE (on an inheritance parent its transition table would hold the children's
+-- rows too, which the row trigger never sees).
 -- Then, once per transaction, it rings the doorbell if the replicator is idle and listening.
 --
 -- SECURITY DEFINER lets writers journal without any right on schema pgferry (so nobody can
@@ -26,8 +32,15 @@ DECLARE
   is_in  boolean;
 BEGIN
   IF TG_LEVEL = 'STATEMENT' THEN
-    INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-    VALUES (nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'T', NULL, NULL, clock_timestamp());
+    IF TG_OP = 'INSERT' THEN
+      INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
+      SELECT nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'I', NULL, {{set_new_image}}, clock_timestamp()
+      FROM {{new_rows}} AS pgferry_new WHERE {{set_new_in}};
+    ELSE
+      INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
+      VALUES (nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'T', NULL, NULL, clock_timestamp());
+    END IF;
+    IF NOT FOUND THEN RETURN NULL; END IF;  -- no row journaled: nothing to ring for
   ELSIF TG_OP = 'INSERT' THEN
     IF NOT {{new_in}} THEN RETURN NULL; END IF;
     INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)

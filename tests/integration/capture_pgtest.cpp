@@ -154,6 +154,107 @@ TEST_F(Capture, RowFilterTurnsMovesIntoInsertsAndDeletes) {
                        }));
 }
 
+TEST_F(Capture, MultiRowStatementsJournalEveryRowInStatementOrder) {
+  // An ordinary table's INSERTs are captured per statement, from the transition table (UPDATE
+  // and DELETE per row): every row still gets its own journal row, filtered and imaged like the
+  // row path's, in statement order, mixed with row-level ones in the same transaction.
+  install(kUsers, "  - name: public.users\n    where: \"status = 'active'\"\n");
+  EXPECT_EQ(source().scalar("SELECT string_agg(tgname || ':' || CASE WHEN tgtype & 1 = 1 THEN 'row' ELSE "
+                            "'statement' END, ',' ORDER BY tgname) FROM pg_trigger "
+                            "WHERE tgrelid = 'public.users'::regclass"),
+            "pgferry_capture:row,pgferry_capture_guard:row,pgferry_capture_insert:statement,"
+            "pgferry_capture_truncate:statement");
+  PgClient l = listener();
+  bell(true);
+  PgClient app = source();
+  app.exec(
+      "BEGIN; "
+      "INSERT INTO users VALUES (1, 'a', 'active', 1), (2, 'b', 'inactive', 2), (3, 'c', 'active', 3); "
+      "UPDATE users SET score = 10 WHERE id = 1; "
+      "DELETE FROM users WHERE id IN (1, 2); "
+      "INSERT INTO users SELECT 9, 'none', 'active', 9 WHERE false; "
+      "COPY users FROM PROGRAM 'printf \"5,e,active,5\\n6,f,inactive,6\\n\"' WITH (FORMAT csv); "
+      "COMMIT");
+  EXPECT_EQ(journal(), (std::vector<std::string>{
+                           R"(I - {"id": 1, "name": "a", "score": 1, "status": "active"})",
+                           R"(I - {"id": 3, "name": "c", "score": 3, "status": "active"})",
+                           R"(U - {"id": 1, "name": "a", "score": 10, "status": "active"})",
+                           R"(D {"id": 1} -)",
+                           R"(I - {"id": 5, "name": "e", "score": 5, "status": "active"})",
+                       }));
+  EXPECT_EQ(source().scalar("SELECT count(DISTINCT xid) FROM pgferry.journal"), "1");
+  EXPECT_EQ(bells(l), 1U);
+  // A statement that journals nothing (no rows, or none in the filter) rings nothing.
+  clear_journal();
+  app.exec("INSERT INTO users SELECT 9, 'none', 'active', 9 WHERE false");
+  app.exec("DELETE FROM users WHERE id = 6");
+  EXPECT_TRUE(journal().empty());
+  EXPECT_EQ(bells(l, 1500), 0U);
+}
+
+/// The message of the error `sql` fails with ("" if it succeeds).
+std::string error_of(PgClient& db, const std::string& sql) {
+  try {
+    db.exec(sql);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return {};
+}
+
+TEST_F(Capture, AStatementCapturedTableCannotSilentlyBecomeAPartitionOrAChild) {
+  // A write routed to a partition through its parent fires the partition's row triggers only:
+  // the statement-level INSERT capture would miss it. The guard makes PostgreSQL refuse to
+  // attach or inherit, naming pgferry's trigger, instead.
+  install(kUsers, "  - public.users\n");
+  PgClient app = source();
+  app.exec(
+      "CREATE TABLE parts (id int PRIMARY KEY, name text, status text, score int) PARTITION BY RANGE (id); "
+      "CREATE TABLE base (id int, name text, status text, score int)");
+  const auto attach = error_of(app, "ALTER TABLE parts ATTACH PARTITION users FOR VALUES FROM (0) TO (100)");
+  EXPECT_NE(attach.find(R"(trigger "pgferry_capture_guard" prevents table "users" from becoming a partition)"),
+            std::string::npos)
+      << attach;
+  const auto inherit = error_of(app, "ALTER TABLE users INHERIT base");
+  EXPECT_NE(
+      inherit.find(R"(trigger "pgferry_capture_guard" prevents table "users" from becoming an inheritance child)"),
+      std::string::npos)
+      << inherit;
+  // Becoming an inheritance parent is harmless: an INSERT into the parent writes the parent
+  // only, and the children's rows never reach its row-level UPDATE and DELETE capture.
+  app.exec("CREATE TABLE kid (extra int) INHERITS (users)");
+  app.exec("INSERT INTO users VALUES (1, 'a', 's', 1); INSERT INTO kid VALUES (2, 'k', 's', 2, 0)");
+  app.exec("UPDATE users SET score = score + 10; DELETE FROM users");
+  EXPECT_EQ(journal(), (std::vector<std::string>{
+                           R"(I - {"id": 1, "name": "a", "score": 1, "status": "s"})",
+                           R"(U - {"id": 1, "name": "a", "score": 11, "status": "s"})",
+                           R"(D {"id": 1} -)",
+                       }));
+  app.exec("DROP TABLE kid");
+
+  // insert_capture: row takes the guard away (setup says so); then the table can be attached,
+  // and rows written through the parent are journaled by its row trigger.
+  const CliResult r = pgferry("setup", write_config("  - name: public.users\n    insert_capture: row\n"));
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("public.users: capture reinstalled: configuration changed"), std::string::npos) << r.all();
+  EXPECT_EQ(source().scalar("SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger "
+                            "WHERE tgrelid = 'public.users'::regclass"),
+            "pgferry_capture,pgferry_capture_truncate");
+  clear_journal();
+  app.exec("ALTER TABLE parts ATTACH PARTITION users FOR VALUES FROM (0) TO (100)");
+  app.exec("INSERT INTO parts VALUES (3, 'p', 's', 3), (4, 'q', 's', 4)");
+  EXPECT_EQ(journal(), (std::vector<std::string>{
+                           R"(I - {"id": 3, "name": "p", "score": 3, "status": "s"})",
+                           R"(I - {"id": 4, "name": "q", "score": 4, "status": "s"})",
+                       }));
+  // And setup, asked for statement capture again, keeps row capture for what is now a partition.
+  const CliResult again = pgferry("setup", write_config("  - public.users\n"));
+  ASSERT_EQ(again.exit_code, 0) << again.all();
+  EXPECT_EQ(source().scalar("SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger "
+                            "WHERE tgrelid = 'public.users'::regclass AND NOT tgisinternal"),
+            "pgferry_capture,pgferry_capture_truncate");
+}
+
 TEST_F(Capture, CompositeKeysWithOddValues) {
   install("CREATE TABLE public.m (tenant text, id int, v text, PRIMARY KEY (tenant, id))", "  - public.m\n");
   PgClient app = source();

@@ -38,6 +38,13 @@ std::string catalog_snapshot(PgClient& db) {
   return out;
 }
 
+// The triggers capture puts on an ordinary table: UPDATE and DELETE per row, INSERT per statement
+// (and its guard).
+const std::vector<std::string> kCaptureTriggers{"pgferry_capture", "pgferry_capture_guard", "pgferry_capture_insert",
+                                                "pgferry_capture_truncate"};
+const std::vector<std::string> kCaptureTriggersWithoutTruncate{"pgferry_capture", "pgferry_capture_guard",
+                                                               "pgferry_capture_insert"};
+
 std::vector<std::string> triggers_on(PgClient& db, const std::string& table) {
   std::vector<std::string> out;
   for (const auto& row : db.query("SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal "
@@ -91,7 +98,7 @@ TEST_F(Setup, InstallsCaptureOnTheSourceAndStateOnTheTarget) {
   PgClient tgt = target();
   EXPECT_EQ(src.scalar("SELECT max(version) FROM pgferry.schema_version"), "3");
   EXPECT_EQ(src.scalar("SELECT to_regclass('pgferry.journal') IS NOT NULL"), "t");
-  EXPECT_EQ(triggers_on(src, "public.a"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
+  EXPECT_EQ(triggers_on(src, "public.a"), kCaptureTriggers);
   EXPECT_TRUE(triggers_on(src, "public.b").empty());
   EXPECT_EQ(
       src.scalar("SELECT source_table || ' ' || (relid = 'public.a'::regclass)::text FROM pgferry.captured_table"),
@@ -199,7 +206,7 @@ TEST_F(Setup, TruncateFalseInstallsNoTruncateTrigger) {
   on_both(kTables);
   ASSERT_EQ(pgferry("setup", write_config("  - name: public.a\n    truncate: false\n")).exit_code, 0);
   PgClient src = source();
-  EXPECT_EQ(triggers_on(src, "public.a"), std::vector<std::string>{"pgferry_capture"});
+  EXPECT_EQ(triggers_on(src, "public.a"), kCaptureTriggersWithoutTruncate);
 }
 
 TEST_F(Setup, ConcurrentRunsSerialiseAndAgree) {
@@ -215,8 +222,8 @@ TEST_F(Setup, ConcurrentRunsSerialiseAndAgree) {
   PgClient src = source();
   EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.captured_table"), "2");
-  EXPECT_EQ(triggers_on(src, "public.a"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
-  EXPECT_EQ(triggers_on(src, "public.b"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
+  EXPECT_EQ(triggers_on(src, "public.a"), kCaptureTriggers);
+  EXPECT_EQ(triggers_on(src, "public.b"), kCaptureTriggers);
   PgClient tgt = target();
   EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pgferry.schema_version"), "4");
   EXPECT_EQ(tgt.scalar("SELECT count(*) FROM pgferry.table_state"), "2");
@@ -343,7 +350,7 @@ TEST_F(Setup, LockTimeoutWhileRemovingATableKeepsItsCapture) {
   EXPECT_NE(r.err.find("setup rolled back on the source"), std::string::npos) << r.all();
   EXPECT_EQ(catalog_snapshot(src), before);
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "1");
-  EXPECT_EQ(triggers_on(src, "public.b"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
+  EXPECT_EQ(triggers_on(src, "public.b"), kCaptureTriggers);
 }
 
 TEST_F(Setup, ForgetsATableThatWasDroppedAndRemovedFromTheConfig) {
@@ -388,7 +395,7 @@ TEST_F(Setup, TurningTruncateOffRemovesTheTruncateTrigger) {
   ASSERT_EQ(r.exit_code, 0) << r.all();
   EXPECT_NE(r.out.find("public.a: capture reinstalled: configuration changed"), std::string::npos) << r.all();
   PgClient src = source();
-  EXPECT_EQ(triggers_on(src, "public.a"), std::vector<std::string>{"pgferry_capture"});
+  EXPECT_EQ(triggers_on(src, "public.a"), kCaptureTriggersWithoutTruncate);
   src.exec("INSERT INTO a VALUES (1, 'x', 's'); TRUNCATE a");
   EXPECT_EQ(src.scalar("SELECT string_agg(op::text, ',' ORDER BY id) FROM pgferry.journal"), "I");
 }
@@ -439,8 +446,10 @@ TEST_F(Setup, RegistersEveryConfiguredTableOnBothSides) {
       src.scalar("SELECT string_agg(t.tgrelid::regclass || ':' || t.tgname || ':' || t.tgfoid::regprocedure || "
                  "':' || t.tgenabled::text || ':' || p.prosecdef, ',' ORDER BY t.tgrelid::regclass::text, t.tgname) "
                  "FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE NOT t.tgisinternal"),
-      "a:pgferry_capture:pgferry.capture_1():O:true,a:pgferry_capture_truncate:pgferry.capture_1():O:true,"
-      "b:pgferry_capture:pgferry.capture_2():O:true");
+      "a:pgferry_capture:pgferry.capture_1():O:true,a:pgferry_capture_guard:pgferry.capture_1():O:true,"
+      "a:pgferry_capture_insert:pgferry.capture_1():O:true,a:pgferry_capture_truncate:pgferry.capture_1():O:true,"
+      "b:pgferry_capture:pgferry.capture_2():O:true,b:pgferry_capture_guard:pgferry.capture_2():O:true,"
+      "b:pgferry_capture_insert:pgferry.capture_2():O:true");
   EXPECT_EQ(src.scalar("SELECT string_agg(id || ' ' || source_table || ' ' || relid::regclass || ' ' || function_name, "
                        "';' ORDER BY id) FROM pgferry.captured_table"),
             R"(1 "public"."a" a pgferry."capture_1";2 "public"."b" b pgferry."capture_2")");
@@ -519,7 +528,7 @@ TEST_F(Setup, ASecondSetupWaitsForTheFirstAndFindsNothingToDo) {
   EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
   EXPECT_EQ(src.scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM pgferry.captured_table"), "1,2");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_proc WHERE pronamespace = 'pgferry'::regnamespace"), "2");
-  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"), "4");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"), "8");  // four per table
   EXPECT_EQ(target().scalar("SELECT count(*) || ' ' || (SELECT count(*) FROM pgferry.table_state) "
                             "FROM pgferry.schema_version"),
             "4 2");
@@ -544,7 +553,7 @@ TEST_F(Setup, ManySimultaneousFirstSetupsInstallEverythingOnce) {
   PgClient src = source();
   EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.captured_table"), "2");
-  EXPECT_EQ(triggers_on(src, "public.a"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
+  EXPECT_EQ(triggers_on(src, "public.a"), kCaptureTriggers);
   src.exec("INSERT INTO a VALUES (1, 'x', 's')");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "1");
   EXPECT_EQ(target().scalar("SELECT count(*) FROM pgferry.schema_version"), "4");
@@ -596,6 +605,9 @@ TEST_F(Setup, CapturesAPartitionedTableThroughItsPartitions) {
   const std::string config = write_config("  - public.p\n");
   ASSERT_EQ(pgferry("setup", config).exit_code, 0);
   PgClient src = source();
+  // Row triggers (cloned onto every partition): a statement trigger on p would not fire for a
+  // write addressed to p1.
+  EXPECT_EQ(triggers_on(src, "public.p"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
   src.exec("INSERT INTO p VALUES (1, 1); INSERT INTO p1 VALUES (2, 2)");
   EXPECT_EQ(src.scalar("SELECT string_agg(new_row::text, ',' ORDER BY id) FROM pgferry.journal"),
             R"({"k": 1, "id": 1},{"k": 2, "id": 2})");
@@ -613,7 +625,7 @@ TEST_F(Setup, ACreateSchemaPrivilegeIsNotNeededWhenTheSchemaWasCreatedBeforehand
   const CliResult r = pgferry("setup", config_as("ferry_precreated", "  - public.a\n"));
   EXPECT_EQ(r.exit_code, 0) << r.all();
   PgClient src = source();
-  EXPECT_EQ(triggers_on(src, "public.a"), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
+  EXPECT_EQ(triggers_on(src, "public.a"), kCaptureTriggers);
 }
 
 TEST_F(Setup, TheSourceRoleMustBelongToTheTableOwner) {

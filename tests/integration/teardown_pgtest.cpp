@@ -120,7 +120,7 @@ TEST_F(Teardown, WaitsOnlyLockTimeoutForARunningSetup) {
   EXPECT_NE(r.err.find("--lock-timeout longer than 1s"), std::string::npos) << r.all();
   PgClient src = source();
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "3");
-  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "4");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "8");
 }
 
 TEST_F(Teardown, ASetupQueuedBehindATeardownInstallsAfreshAfterIt) {
@@ -140,7 +140,7 @@ TEST_F(Teardown, ASetupQueuedBehindATeardownInstallsAfreshAfterIt) {
   EXPECT_NE(s.out.find("source: pgferry schema at version 3 (applied 3 migration(s))"), std::string::npos) << s.all();
   PgClient src = source();
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "0");
-  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "4");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "8");
   EXPECT_EQ(pgferry("check", config_).exit_code, 0);
 }
 
@@ -245,7 +245,7 @@ TEST_F(Teardown, GivesUpOnALockInsteadOfBlockingWriters) {
   EXPECT_EQ(r.out.find("dropped trigger"), std::string::npos) << r.all();
   PgClient src = source();
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "3");
-  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "4");
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "8");
   // Once the transaction is gone, teardown goes through.
   EXPECT_EQ(pgferry("teardown", config_, {"--yes"}).exit_code, 0);
 }

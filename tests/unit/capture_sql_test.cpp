@@ -121,8 +121,10 @@ TEST(CaptureSql, WideTablesStayUnderTheFunctionArgumentLimit) {
   const std::string image = sql.substr(start, end - start);
   EXPECT_EQ(count_of(image, "jsonb_build_object("), 3);
   EXPECT_EQ(count_of(image, " || "), 2);
-  EXPECT_NE(image.find("'c119', NEW.\"c119\""), std::string::npos);
-  EXPECT_NE(image.find("'c49', NEW.\"c49\")"), std::string::npos);
+  // The first image in the function is the set-based INSERT's, over the transition table's rows.
+  EXPECT_NE(image.find("'c119', pgferry_new.\"c119\""), std::string::npos);
+  EXPECT_NE(image.find("'c49', pgferry_new.\"c49\")"), std::string::npos);
+  EXPECT_NE(sql.find("'c119', NEW.\"c119\""), std::string::npos);
 }
 
 TEST(CaptureSql, FingerprintIsStableAndNoticesEveryChange) {
@@ -153,13 +155,15 @@ TEST(CaptureSql, FingerprintSeparatesParts) {
 TEST(CaptureSql, DropCaptureIsRerunnable) {
   const sql::QualifiedName table{"public", "Users"};
   const auto with_table = render_drop_capture(table, "pgferry.\"capture_3\"", true);
-  ASSERT_EQ(with_table.size(), 3U);
+  ASSERT_EQ(with_table.size(), 5U);
   EXPECT_EQ(with_table[0], "DROP TRIGGER IF EXISTS \"pgferry_capture\" ON \"public\".\"Users\"");
-  EXPECT_EQ(with_table[1], "DROP TRIGGER IF EXISTS \"pgferry_capture_truncate\" ON \"public\".\"Users\"");
-  EXPECT_EQ(with_table[2], "DROP FUNCTION IF EXISTS pgferry.\"capture_3\"()");
+  EXPECT_EQ(with_table[1], "DROP TRIGGER IF EXISTS \"pgferry_capture_insert\" ON \"public\".\"Users\"");
+  EXPECT_EQ(with_table[2], "DROP TRIGGER IF EXISTS \"pgferry_capture_guard\" ON \"public\".\"Users\"");
+  EXPECT_EQ(with_table[3], "DROP TRIGGER IF EXISTS \"pgferry_capture_truncate\" ON \"public\".\"Users\"");
+  EXPECT_EQ(with_table[4], "DROP FUNCTION IF EXISTS pgferry.\"capture_3\"()");
   const auto without = render_drop_capture(table, "pgferry.\"capture_3\"", false);
   ASSERT_EQ(without.size(), 1U);
-  EXPECT_EQ(without[0], with_table[2]);
+  EXPECT_EQ(without[0], with_table[4]);
   EXPECT_EQ(function_name_for(12), "capture_12");
 }
 
@@ -221,29 +225,66 @@ TEST(CaptureSql, ChunksSplitExactlyAfterFiftyPairs) {
 
 TEST(CaptureSql, StatementsComeInInstallOrder) {
   const CaptureDdl with_truncate = render_capture(users_spec());
-  ASSERT_EQ(with_truncate.statements.size(), 5U);
+  ASSERT_EQ(with_truncate.statements.size(), 7U);
   EXPECT_EQ(with_truncate.statements[0].rfind("-- ", 0), 0U);  // The template's header comment comes first.
   EXPECT_NE(with_truncate.statements[0].find("CREATE OR REPLACE FUNCTION"), std::string::npos);
   EXPECT_EQ(with_truncate.statements[1], "DROP TRIGGER IF EXISTS \"pgferry_capture\" ON \"public\".\"users\"");
   EXPECT_EQ(with_truncate.statements[2],
             "CREATE TRIGGER \"pgferry_capture\" AFTER INSERT OR UPDATE OR DELETE ON \"public\".\"users\" "
             "FOR EACH ROW EXECUTE FUNCTION pgferry.\"capture_7\"()");
-  EXPECT_EQ(with_truncate.statements[3], "DROP TRIGGER IF EXISTS \"pgferry_capture_truncate\" ON \"public\".\"users\"");
-  EXPECT_EQ(with_truncate.statements[4],
+  // A table that was set-based before loses its statement triggers.
+  EXPECT_EQ(with_truncate.statements[3], "DROP TRIGGER IF EXISTS \"pgferry_capture_insert\" ON \"public\".\"users\"");
+  EXPECT_EQ(with_truncate.statements[4], "DROP TRIGGER IF EXISTS \"pgferry_capture_guard\" ON \"public\".\"users\"");
+  EXPECT_EQ(with_truncate.statements[5], "DROP TRIGGER IF EXISTS \"pgferry_capture_truncate\" ON \"public\".\"users\"");
+  EXPECT_EQ(with_truncate.statements[6],
             "CREATE TRIGGER \"pgferry_capture_truncate\" AFTER TRUNCATE ON \"public\".\"users\" "
             "FOR EACH STATEMENT EXECUTE FUNCTION pgferry.\"capture_7\"()");
   CaptureSpec spec = users_spec();
   spec.truncate = false;
   const CaptureDdl without = render_capture(spec);
-  ASSERT_EQ(without.statements.size(), 4U);
-  EXPECT_EQ(without.statements[3], with_truncate.statements[3]);
+  ASSERT_EQ(without.statements.size(), 6U);
+  EXPECT_EQ(without.statements[5], with_truncate.statements[5]);
+  EXPECT_EQ(trigger_names(users_spec()), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_truncate"}));
+  EXPECT_EQ(trigger_names(spec), std::vector<std::string>{"pgferry_capture"});
+}
+
+TEST(CaptureSql, ASetBasedTableCapturesInsertsPerStatementBehindAGuard) {
+  CaptureSpec spec = users_spec();
+  spec.set_based = true;
+  spec.where = "active";
+  const CaptureDdl ddl = render_capture(spec);
+  ASSERT_EQ(ddl.statements.size(), 9U);
+  EXPECT_EQ(ddl.statements[2],
+            "CREATE TRIGGER \"pgferry_capture\" AFTER UPDATE OR DELETE ON \"public\".\"users\" "
+            "FOR EACH ROW EXECUTE FUNCTION pgferry.\"capture_7\"()");
+  EXPECT_EQ(
+      ddl.statements[4],
+      "CREATE TRIGGER \"pgferry_capture_insert\" AFTER INSERT ON \"public\".\"users\" "
+      "REFERENCING NEW TABLE AS \"pgferry_inserted\" FOR EACH STATEMENT EXECUTE FUNCTION pgferry.\"capture_7\"()");
+  // The guard: a row trigger with a transition table, which never fires.
+  EXPECT_EQ(ddl.statements[6],
+            "CREATE TRIGGER \"pgferry_capture_guard\" AFTER INSERT ON \"public\".\"users\" "
+            "REFERENCING NEW TABLE AS \"pgferry_guarded\" FOR EACH ROW WHEN (false) EXECUTE FUNCTION "
+            "pgferry.\"capture_7\"()");
+  CaptureSpec row_based = spec;
+  row_based.set_based = false;
+  EXPECT_NE(ddl.fingerprint, render_capture(row_based).fingerprint);
+  EXPECT_EQ(trigger_names(spec), (std::vector<std::string>{"pgferry_capture", "pgferry_capture_insert",
+                                                           "pgferry_capture_guard", "pgferry_capture_truncate"}));
+  // The journal rows come from the transition table, filtered and imaged like the row path's.
+  const std::string& fn = ddl.statements[0];
+  EXPECT_NE(fn.find("FROM \"pgferry_inserted\" AS pgferry_new WHERE coalesce((SELECT (active) FROM (SELECT "
+                    "pgferry_new.*) AS pgferry_row), false)"),
+            std::string::npos)
+      << fn;
+  EXPECT_EQ(fn.find("pgferry_old"), std::string::npos) << fn;
 }
 
 TEST(CaptureSql, JournalRowsCarryTheTableId) {
   CaptureSpec spec = users_spec();
   spec.table_id = 4242;
   const std::string fn = render_capture(spec).statements[0];
-  EXPECT_EQ(count_of(fn, "pg_current_xact_id(), 4242, "), 7) << fn;
+  EXPECT_EQ(count_of(fn, "pg_current_xact_id(), 4242, "), 8) << fn;
   EXPECT_EQ(fn.find("{{table_id}}"), std::string::npos);
 }
 

@@ -100,6 +100,18 @@ TEST(Config, TruncateCanBeTurnedOff) {
   EXPECT_NE(config_failure(with_tables("  - name: t\n    truncate: maybe\n")).find("true or false"), std::string::npos);
 }
 
+TEST(Config, InsertCaptureIsPerStatementUnlessSetToRow) {
+  auto r = parse(
+      with_tables("  - name: t\n  - name: u\n    insert_capture: row\n  - name: v\n    insert_capture: statement\n"));
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_TRUE(r->tables[0].statement_inserts);
+  EXPECT_FALSE(r->tables[1].statement_inserts);
+  EXPECT_TRUE(r->tables[2].statement_inserts);
+  const auto bad = config_failure(with_tables("  - name: t\n    insert_capture: rows\n"));
+  EXPECT_NE(bad.find("tables[0].insert_capture"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("must be 'statement' or 'row', not 'rows'"), std::string::npos) << bad;
+}
+
 TEST(Config, SubstitutesEnvironmentVariables) {
   const Env env{{"DB_HOST", "db.internal"}, {"PASS", "s3cret"}};
   auto r =
