@@ -66,6 +66,32 @@ std::string in_filter(const std::string& where, std::string_view rec) {
   return fmt::format("coalesce((SELECT ({}) FROM (SELECT {}.*) AS pgferry_row), false)", where, rec);
 }
 
+/// One trigger capture may put on a table; `wanted` says whether `spec` needs it. `events` is
+/// what fires it ("AFTER INSERT"), `rest` what comes between the table and EXECUTE.
+struct Trigger {
+  const char* name;
+  bool wanted;
+  std::string events;
+  std::string rest;
+};
+
+/// Every trigger capture may put on a table, in install order: the one list render_capture,
+/// trigger_names and render_drop_capture all read.
+std::vector<Trigger> triggers_for(const CaptureSpec& spec) {
+  return {
+      {kRowTrigger, true, spec.set_based ? "AFTER UPDATE OR DELETE" : "AFTER INSERT OR UPDATE OR DELETE",
+       "FOR EACH ROW"},
+      {kInsertTrigger, spec.set_based, "AFTER INSERT",
+       fmt::format("REFERENCING NEW TABLE AS {} FOR EACH STATEMENT", sql::quote_ident(kInsertedRows))},
+      // The guard never fires; it is there to be refused. A row trigger with a transition table
+      // cannot be on a partition or an inheritance child, so ATTACH PARTITION and INHERIT fail
+      // naming it, instead of routing rows written through a parent past the statement trigger.
+      {kGuardTrigger, spec.set_based, "AFTER INSERT",
+       fmt::format("REFERENCING NEW TABLE AS {} FOR EACH ROW WHEN (false)", sql::quote_ident(kGuardedRows))},
+      {kTruncateTrigger, spec.truncate, "AFTER TRUNCATE", "FOR EACH STATEMENT"},
+  };
+}
+
 }  // namespace
 
 bool captured_as_text(std::string_view base_type) { return base_type == "json" || base_type == "jsonb"; }
@@ -160,48 +186,24 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
   }
   ddl.statements.push_back(std::move(fn));
 
-  // Every trigger pgferry may have put on the table is dropped first, so a table that changes
-  // kind (set-based or not, TRUNCATE or not) keeps only the triggers it now needs.
+  // Every trigger pgferry may put on a table is dropped first, so a table that changes kind
+  // (set-based or not, TRUNCATE or not) keeps only the triggers it now needs.
   const auto table = spec.table.quoted();
-  const auto drop = [&](const char* name) {
-    ddl.statements.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(name), table));
-  };
-  // `events`: what fires it ("AFTER INSERT"); `rest`: between the table and EXECUTE.
-  const auto create = [&](const char* name, std::string_view events, std::string_view rest) {
-    drop(name);
-    ddl.statements.push_back(fmt::format("CREATE TRIGGER {} {} ON {} {} EXECUTE FUNCTION {}()", sql::quote_ident(name),
-                                         events, table, rest, ddl.function_name));
-  };
-  if (spec.set_based) {
-    create(kRowTrigger, "AFTER UPDATE OR DELETE", "FOR EACH ROW");
-    create(kInsertTrigger, "AFTER INSERT",
-           fmt::format("REFERENCING NEW TABLE AS {} FOR EACH STATEMENT", sql::quote_ident(kInsertedRows)));
-    // The guard never fires; it is there to be refused. A row trigger with a transition table
-    // cannot be on a partition or an inheritance child, so ATTACH PARTITION and INHERIT fail
-    // naming it, instead of routing rows written through a parent past the statement trigger.
-    create(kGuardTrigger, "AFTER INSERT",
-           fmt::format("REFERENCING NEW TABLE AS {} FOR EACH ROW WHEN (false)", sql::quote_ident(kGuardedRows)));
-  } else {
-    create(kRowTrigger, "AFTER INSERT OR UPDATE OR DELETE", "FOR EACH ROW");
-    drop(kInsertTrigger);
-    drop(kGuardTrigger);
-  }
-  if (spec.truncate) {
-    create(kTruncateTrigger, "AFTER TRUNCATE", "FOR EACH STATEMENT");
-  } else {
-    drop(kTruncateTrigger);
+  for (const auto& t : triggers_for(spec)) {
+    ddl.statements.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(t.name), table));
+    if (!t.wanted) continue;
+    ddl.statements.push_back(fmt::format("CREATE TRIGGER {} {} ON {} {} EXECUTE FUNCTION {}()",
+                                         sql::quote_ident(t.name), t.events, table, t.rest, ddl.function_name));
   }
   ddl.fingerprint = fingerprint_of(ddl.statements);
   return ddl;
 }
 
 std::vector<std::string> trigger_names(const CaptureSpec& spec) {
-  std::vector<std::string> out{kRowTrigger};
-  if (spec.set_based) {
-    out.emplace_back(kInsertTrigger);
-    out.emplace_back(kGuardTrigger);
+  std::vector<std::string> out;
+  for (const auto& t : triggers_for(spec)) {
+    if (t.wanted) out.emplace_back(t.name);
   }
-  if (spec.truncate) out.emplace_back(kTruncateTrigger);
   return out;
 }
 
@@ -209,8 +211,8 @@ std::vector<std::string> render_drop_capture(const sql::QualifiedName& table, co
                                              bool table_exists) {
   std::vector<std::string> out;
   if (table_exists) {
-    for (const char* name : {kRowTrigger, kInsertTrigger, kGuardTrigger, kTruncateTrigger}) {
-      out.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(name), table.quoted()));
+    for (const auto& t : triggers_for(CaptureSpec{})) {  // every one, wanted or not
+      out.push_back(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", sql::quote_ident(t.name), table.quoted()));
     }
   }
   out.push_back(fmt::format("DROP FUNCTION IF EXISTS {}()", function_name));
