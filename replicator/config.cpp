@@ -55,7 +55,7 @@ class Parser {
     if (auto s =
             known_keys(root, "",
                        {"source", "target", "tables", "sweep", "batch", "apply", "journal", "reconnect", "connection",
-                        "guard", "verify", "poll_interval", "shutdown_timeout", "http", "health", "log"});
+                        "guard", "verify", "doorbell", "poll_interval", "shutdown_timeout", "http", "health", "log"});
         !s) {
       return std::move(s).error();
     }
@@ -76,6 +76,7 @@ class Parser {
     if (auto s = parse_connection(root["connection"], cfg.connection); !s) return std::move(s).error();
     if (auto s = parse_guard(root["guard"], cfg.guard); !s) return std::move(s).error();
     if (auto s = parse_verify(root["verify"], cfg.verify); !s) return std::move(s).error();
+    if (auto s = parse_doorbell(root["doorbell"], cfg.doorbell); !s) return std::move(s).error();
     if (root["poll_interval"].IsDefined()) {
       auto d = duration_value(root["poll_interval"], "poll_interval");
       if (!d) return std::move(d).error();
@@ -149,6 +150,7 @@ class Parser {
         {"PGFERRY_GUARD_MAX_DELETE_FRACTION", "guard.max_delete_fraction"},
         {"PGFERRY_GUARD_MIN_ROWS", "guard.min_rows"},
         {"PGFERRY_VERIFY_EVERY", "verify.every"},
+        {"PGFERRY_DOORBELL_OFF_ABOVE", "doorbell.off_above"},
         {"PGFERRY_POLL_INTERVAL", "poll_interval"},
         {"PGFERRY_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
         {"PGFERRY_HTTP_LISTEN", "http.listen"},
@@ -634,6 +636,15 @@ class Parser {
                    "use at least 1m (e.g. 24h): a verify reads every row of every table");
     }
     return Ok{};
+  }
+
+  Status parse_doorbell(const YAML::Node& node, DoorbellConfig& d) {
+    auto has = section(node, "doorbell", {"off_above"}, "doorbell: {off_above: 1000}");
+    if (!has) return std::move(has).error();
+    if (!*has) return Ok{};
+    return int_key(node, "doorbell", "off_above", 0, 1'000'000'000, d.off_above,
+                   "use e.g. 1000 (the default: source transactions per second), or 0 to turn the doorbell off "
+                   "whenever run applies anything");
   }
 
   Status parse_apply(const YAML::Node& node, ApplyConfig& apply) {

@@ -104,6 +104,14 @@ struct GuardConfig {
   std::int64_t min_rows = 1000;
 };
 
+/// When writers ring the doorbell.
+struct DoorbellConfig {
+  /// Source transactions applied per second (a moving average over ~100 ms) above which `run`
+  /// turns the doorbell off while it applies (writers then skip NOTIFY); 0: off whenever it
+  /// applies anything.
+  std::int64_t off_above = 1000;
+};
+
 /// `verify` inside `run`: every `every` (0: never), compare source and target and log what differs.
 struct VerifyConfig {
   std::chrono::milliseconds every{0};
@@ -143,6 +151,7 @@ struct Config {
   ConnectionConfig connection;
   GuardConfig guard;
   VerifyConfig verify;
+  DoorbellConfig doorbell;
   /// The idle safety net: how often the replicator reads the journal when no doorbell rang.
   std::chrono::milliseconds poll_interval{std::chrono::seconds(1)};
   /// How long a graceful shutdown waits for the batch in flight before rolling it back.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <optional>
@@ -162,6 +163,10 @@ constexpr std::int64_t kReadAllRows = 64;
 /// Applied rows not yet acknowledged, in batch.max_rows, above which the stream waits for their
 /// flush and ack before it reads on (acks.hpp): every read passes over them.
 constexpr std::size_t kMaxUnackedBatches = 4;
+
+/// The span of the moving average of transactions applied per second that doorbell.off_above
+/// is compared with.
+constexpr std::chrono::milliseconds kRateWindow{100};
 
 /// When the head holds no whole transaction (a large one fills it): the transactions in an order
 /// consistent with commit order, by their last id, with their sizes. Taking the first few by last
@@ -630,11 +635,13 @@ class Worker {
       auto s = apply_and_ack(batch);
       if (batches_ == before) chunk_.reset();  // nothing acked (a table stopped): read those rows again
       if (!s) return s;
-      // Busy: writers need not ring; spare them NOTIFY's cluster-wide commit lock. (Not before
-      // the batch: a change that rang waits for nothing but its own apply. The pipelined apply
-      // has turned it off already, while the target worked; this covers the other apply paths
-      // and a turn-off that failed there.)
-      if (auto b = disarm_bell(); !b) return b;
+      // Busy (writers commit faster than doorbell.off_above a second): they need not ring; spare
+      // them NOTIFY's cluster-wide commit lock. (Not before the batch: a change that rang waits
+      // for nothing but its own apply. The pipelined apply has turned it off already, while the
+      // target worked; this covers the other apply paths and a turn-off that failed there.)
+      if (busy()) {
+        if (auto b = disarm_bell(); !b) return b;
+      }
       return s;
     }
     if (chunk_) return Ok{};  // a large transaction is being streamed: keep going
@@ -672,12 +679,35 @@ class Worker {
     return Ok{};
   }
 
+  /// Source transactions applied per second, as of `now`: a moving average over ~kRateWindow.
+  [[nodiscard]] double transaction_rate(Clock::time_point now) const {
+    const double window = std::chrono::duration<double>(kRateWindow).count();
+    return tx_rate_ * std::exp(-std::chrono::duration<double>(now - rate_at_).count() / window);
+  }
+
+  void count_transactions(std::size_t n) {
+    const auto now = Clock::now();
+    tx_rate_ = transaction_rate(now) + static_cast<double>(n) / std::chrono::duration<double>(kRateWindow).count();
+    rate_at_ = now;
+  }
+
+  /// Writers commit fast enough that the doorbell's NOTIFY would cost them: more than
+  /// doorbell.off_above source transactions a second. Below it, ringing costs a writer nothing
+  /// measurable (docs/BENCHMARKS.md: at 700 a second, bell on and bell off are alike), while
+  /// turning the bell off and on around every batch costs the stream three round trips a turn and
+  /// leaves the writers that saw it off to be waited for (suspects).
+  [[nodiscard]] bool busy() const {
+    const auto off_above = config_.doorbell.off_above;
+    return off_above == 0 || transaction_rate(Clock::now()) > static_cast<double>(off_above);
+  }
+
   /// Turns the doorbell off unless it is known to be off.
   Status disarm_bell() {
     if (bell_on_ == false) return Ok{};
     if (auto r = source_->run(bell(0)); !r) return r;
     bell_on_ = false;
     tel_.doorbell_armed.Set(0);
+    tel_.doorbell_disarms.Increment();
     return Ok{};
   }
 
@@ -1086,6 +1116,7 @@ class Worker {
       }
       tel_.table_applied(name, n.insert + n.update + n.remove + n.truncate, now);
     }
+    if (!chunk_) count_transactions(last_captured.size());
     for (const auto& [xid, at] : last_captured) {
       const double latency = std::max(0.0, applied - at);
       if (chunk_) {
@@ -1412,11 +1443,11 @@ class Worker {
     statements.push_back({"COMMIT", {}});
     table_of.resize(statements.size());
     if (auto s = target_->send_pipeline(statements); !s) return s;
-    // Busy: turn the doorbell off while the target works, so it costs the change that rang
-    // nothing. Armed until the batch's commit, it rang for every writer meanwhile: a first batch
-    // after an idle spell can take tens of milliseconds on a loaded machine (the step repeats it
-    // after the batch, and meets a source failure there).
-    if (auto b = disarm_bell(); !b) {
+    // Busy (see busy()): turn the doorbell off while the target works, so it costs the change
+    // that rang nothing. Armed until the batch's commit, it rang for every writer meanwhile: a
+    // first batch after an idle spell can take tens of milliseconds on a loaded machine (the step
+    // repeats it after the batch, and meets a source failure there).
+    if (auto b = busy() ? disarm_bell() : Status{Ok{}}; !b) {
       spdlog::debug("turning the doorbell off failed (tried again after the batch): {}", b.error().describe());
     }
     // Read ahead past this batch and every one applied and not yet acknowledged.
@@ -1892,6 +1923,8 @@ class Worker {
   std::optional<Session> source_;
   std::optional<Session> target_;
   std::optional<bool> bell_on_;
+  double tx_rate_ = 0;  // see transaction_rate
+  Clock::time_point rate_at_;
   // Tests: PGFERRY_TEST_LOSE_COMMIT=N drops the applier's connection right after the Nth batch's
   // COMMIT, as if its result had been lost on the way.
   std::uint64_t lose_commit_ = [] {

@@ -104,8 +104,13 @@ Telemetry::Telemetry()
                        "Notifications received on the LISTEN connection")
                     .Add({})),
       doorbell_armed(family(BuildGauge(), *registry_, "pgferry_doorbell_armed",
-                            "1 while writers ring the doorbell (pgferry is idle), 0 while it is busy reading")
+                            "1 while writers ring the doorbell, 0 while pgferry turned it off (writers commit "
+                            "faster than doorbell.off_above transactions a second)")
                          .Add({})),
+      doorbell_disarms(family(BuildCounter(), *registry_, "pgferry_doorbell_disarms_total",
+                              "Times pgferry turned the doorbell off because writers committed faster than "
+                              "doorbell.off_above transactions a second")
+                           .Add({})),
       notify_queue_usage(family(BuildGauge(), *registry_, "pgferry_notify_queue_usage_ratio",
                                 "pg_notification_queue_usage() on the source: 0 to 1; at 1 every NOTIFY fails")
                              .Add({})),

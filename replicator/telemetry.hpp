@@ -78,6 +78,7 @@ class Telemetry {
   prometheus::Gauge& last_applied;  // unix seconds
   prometheus::Counter& doorbells;
   prometheus::Gauge& doorbell_armed;
+  prometheus::Counter& doorbell_disarms;
   prometheus::Gauge& notify_queue_usage;
   prometheus::Histogram& sweep_duration;
   prometheus::Gauge& sweep_last_duration;

@@ -120,6 +120,7 @@ TEST(TelemetryNames, ExportsEveryMetricOfTheInterface) {
            "pgferry_last_applied_timestamp_seconds",
            "pgferry_doorbells_total",
            "pgferry_doorbell_armed",
+           "pgferry_doorbell_disarms_total",
            "pgferry_sync_errors_total",
            "pgferry_sync_errors_open",
            "pgferry_connection_up",

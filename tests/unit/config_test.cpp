@@ -314,7 +314,7 @@ TEST(Config, UnknownKeyFarFromEveryKeyListsTheAllowedKeys) {
   EXPECT_NE(message.find("unknown key 'replication_slot'"), std::string::npos) << message;
   EXPECT_EQ(message.find("did you mean"), std::string::npos) << message;
   EXPECT_NE(message.find("allowed keys here: source, target, tables, sweep, batch, apply, journal, reconnect, "
-                         "connection, guard, verify, poll_interval, shutdown_timeout, http, health, log"),
+                         "connection, guard, verify, doorbell, poll_interval, shutdown_timeout, http, health, log"),
             std::string::npos)
       << message;
   // The line of the offending key is named.

@@ -35,6 +35,7 @@ TEST(RunConfig, DefaultsSuitAFreshInstall) {
   EXPECT_FALSE(r->apply.replica_role);
   EXPECT_EQ(r->apply.synchronous_commit, "off");
   EXPECT_EQ(r->journal.vacuum_after_rows, 50000);
+  EXPECT_EQ(r->doorbell.off_above, 1000);
   EXPECT_EQ(r->poll_interval, milliseconds(1000));
   EXPECT_EQ(r->shutdown_timeout, milliseconds(30'000));
 }
@@ -43,7 +44,7 @@ TEST(RunConfig, ReadsEverySetting) {
   auto r = parse(
       "batch: {max_rows: 500, max_bytes: 16MB}\napply: {replica_role: true, synchronous_commit: remote_apply}\n"
       "poll_interval: 250ms\n"
-      "shutdown_timeout: 1m\njournal: {vacuum_after_rows: 0}\n");
+      "shutdown_timeout: 1m\njournal: {vacuum_after_rows: 0}\ndoorbell: {off_above: 0}\n");
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->batch.max_rows, 500);
   EXPECT_EQ(r->batch.max_bytes, 16 << 20);
@@ -52,6 +53,7 @@ TEST(RunConfig, ReadsEverySetting) {
   EXPECT_EQ(r->poll_interval, milliseconds(250));
   EXPECT_EQ(r->shutdown_timeout, milliseconds(60'000));
   EXPECT_EQ(r->journal.vacuum_after_rows, 0);
+  EXPECT_EQ(r->doorbell.off_above, 0);
 }
 
 TEST(RunConfig, EnvironmentVariablesOverrideTheFile) {
@@ -61,7 +63,8 @@ TEST(RunConfig, EnvironmentVariablesOverrideTheFile) {
                                               {"PGFERRY_APPLY_SYNCHRONOUS_COMMIT", "local"},
                                               {"PGFERRY_POLL_INTERVAL", "2s"},
                                               {"PGFERRY_SHUTDOWN_TIMEOUT", "5s"},
-                                              {"PGFERRY_JOURNAL_VACUUM_AFTER_ROWS", "1000"}});
+                                              {"PGFERRY_JOURNAL_VACUUM_AFTER_ROWS", "1000"},
+                                              {"PGFERRY_DOORBELL_OFF_ABOVE", "250"}});
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->batch.max_rows, 42);
   EXPECT_EQ(r->batch.max_bytes, std::int64_t{1} << 30);
@@ -70,6 +73,7 @@ TEST(RunConfig, EnvironmentVariablesOverrideTheFile) {
   EXPECT_EQ(r->poll_interval, milliseconds(2000));
   EXPECT_EQ(r->shutdown_timeout, milliseconds(5000));
   EXPECT_EQ(r->journal.vacuum_after_rows, 1000);
+  EXPECT_EQ(r->doorbell.off_above, 250);
   EXPECT_TRUE(r->warnings.empty());
 }
 
@@ -107,6 +111,18 @@ TEST(RunConfig, RejectsABadJournalVacuumThreshold) {
   EXPECT_NE(failure("journal: {vacuum_after_rows: lots}\n").find("'lots'"), std::string::npos);
   EXPECT_NE(failure("journal: {vacuum: 5}\n").find("journal.vacuum"), std::string::npos);
   EXPECT_NE(failure("journal: 5\n").find("mapping"), std::string::npos);
+}
+
+TEST(RunConfig, RejectsABadDoorbellRate) {
+  const auto negative = failure("doorbell: {off_above: -1}\n");
+  EXPECT_NE(negative.find("doorbell.off_above"), std::string::npos) << negative;
+  EXPECT_NE(negative.find("'-1' is not a whole number from 0 to 1000000000"), std::string::npos) << negative;
+  EXPECT_NE(negative.find("transactions per second"), std::string::npos) << negative;
+  EXPECT_NE(failure("doorbell: {off_above: 1.5k}\n").find("'1.5k'"), std::string::npos);
+  EXPECT_NE(failure("doorbell: {off: 5}\n").find("doorbell.off"), std::string::npos);
+  EXPECT_NE(failure("doorbell: on\n").find("mapping"), std::string::npos);
+  EXPECT_NE(failure("", {{"PGFERRY_DOORBELL_OFF_ABOVE", "many"}}).find("PGFERRY_DOORBELL_OFF_ABOVE"),
+            std::string::npos);
 }
 
 TEST(RunConfig, RejectsBadApplyAndDurations) {
