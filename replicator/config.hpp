@@ -106,7 +106,7 @@ struct GuardConfig {
 
 /// When writers ring the doorbell.
 struct DoorbellConfig {
-  /// Source transactions applied per second (a moving average over ~100 ms) above which `run`
+  /// Source transactions read per second (a moving average over ~100 ms) above which `run`
   /// turns the doorbell off while it applies (writers then skip NOTIFY); 0: off whenever it
   /// applies anything.
   std::int64_t off_above = 1000;

@@ -164,7 +164,7 @@ constexpr std::int64_t kReadAllRows = 64;
 /// flush and ack before it reads on (acks.hpp): every read passes over them.
 constexpr std::size_t kMaxUnackedBatches = 4;
 
-/// The span of the moving average of transactions applied per second that doorbell.off_above
+/// The span of the moving average of source transactions read per second that doorbell.off_above
 /// is compared with.
 constexpr std::chrono::milliseconds kRateWindow{100};
 
@@ -626,8 +626,9 @@ class Worker {
         ++chunk_->chunks;
       }
       ++read_ahead_;
-    } else if (auto s = read_batch(batch); !s) {
-      return s;
+    } else {
+      if (auto s = read_batch(batch); !s) return s;
+      count_transactions(batch);
     }
     ahead_.reset();
     if (!batch.empty()) {
@@ -679,15 +680,22 @@ class Worker {
     return Ok{};
   }
 
-  /// Source transactions applied per second, as of `now`: a moving average over ~kRateWindow.
+  /// Source transactions read per second, as of `now`: a moving average over ~kRateWindow.
   [[nodiscard]] double transaction_rate(Clock::time_point now) const {
     const double window = std::chrono::duration<double>(kRateWindow).count();
     return tx_rate_ * std::exp(-std::chrono::duration<double>(now - rate_at_).count() / window);
   }
 
-  void count_transactions(std::size_t n) {
+  /// Counts the source transactions of a batch just read (those of a large transaction's chunks
+  /// are not: it is one) into transaction_rate. Counted as they are read, not once applied, so a
+  /// burst turns the bell off while its first batch is still being applied.
+  void count_transactions(const std::vector<Change>& batch) {
+    if (chunk_ || batch.empty()) return;
+    std::set<std::string_view> xids;
+    for (const auto& c : batch) xids.insert(c.xid);
     const auto now = Clock::now();
-    tx_rate_ = transaction_rate(now) + static_cast<double>(n) / std::chrono::duration<double>(kRateWindow).count();
+    tx_rate_ =
+        transaction_rate(now) + static_cast<double>(xids.size()) / std::chrono::duration<double>(kRateWindow).count();
     rate_at_ = now;
   }
 
@@ -1116,7 +1124,6 @@ class Worker {
       }
       tel_.table_applied(name, n.insert + n.update + n.remove + n.truncate, now);
     }
-    if (!chunk_) count_transactions(last_captured.size());
     for (const auto& [xid, at] : last_captured) {
       const double latency = std::max(0.0, applied - at);
       if (chunk_) {
@@ -1454,6 +1461,14 @@ class Worker {
     if (auto a = read_ahead(acks_.pending_ids(ids), next); !a) {
       spdlog::debug("reading the next batch ahead failed (read again after this one): {}", a.error().describe());
       next.reset();
+    }
+    if (next) {
+      // What committed while this batch was read and sent: a burst that starts now turns the
+      // bell off before this batch's apply ends, not one batch later.
+      count_transactions(next->changes);
+      if (auto b = busy() ? disarm_bell() : Status{Ok{}}; !b) {
+        spdlog::debug("turning the doorbell off failed (tried again after the batch): {}", b.error().describe());
+      }
     }
     std::size_t failed = 0;
     auto done = target_->finish_pipeline(failed);
