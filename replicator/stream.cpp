@@ -164,9 +164,9 @@ constexpr std::int64_t kReadAllRows = 64;
 /// flush and ack before it reads on (acks.hpp): every read passes over them.
 constexpr std::size_t kMaxUnackedBatches = 4;
 
-/// The span of the moving average of source transactions read per second that doorbell.off_above
-/// is compared with.
-constexpr std::chrono::milliseconds kRateWindow{100};
+/// The span, in seconds, of the moving average of source transactions read per second that
+/// doorbell.off_above is compared with.
+constexpr double kRateWindow = 0.1;
 
 /// When the head holds no whole transaction (a large one fills it): the transactions in an order
 /// consistent with commit order, by their last id, with their sizes. Taking the first few by last
@@ -640,9 +640,7 @@ class Worker {
       // them NOTIFY's cluster-wide commit lock. (Not before the batch: a change that rang waits
       // for nothing but its own apply. The pipelined apply has turned it off already, while the
       // target worked; this covers the other apply paths and a turn-off that failed there.)
-      if (busy()) {
-        if (auto b = disarm_bell(); !b) return b;
-      }
+      if (auto b = disarm_bell(); !b) return b;
       return s;
     }
     if (chunk_) return Ok{};  // a large transaction is being streamed: keep going
@@ -682,8 +680,7 @@ class Worker {
 
   /// Source transactions read per second, as of `now`: a moving average over ~kRateWindow.
   [[nodiscard]] double transaction_rate(Clock::time_point now) const {
-    const double window = std::chrono::duration<double>(kRateWindow).count();
-    return tx_rate_ * std::exp(-std::chrono::duration<double>(now - rate_at_).count() / window);
+    return tx_rate_ * std::exp(-std::chrono::duration<double>(now - rate_at_).count() / kRateWindow);
   }
 
   /// Counts the source transactions of a batch just read (those of a large transaction's chunks
@@ -694,8 +691,7 @@ class Worker {
     std::set<std::string_view> xids;
     for (const auto& c : batch) xids.insert(c.xid);
     const auto now = Clock::now();
-    tx_rate_ =
-        transaction_rate(now) + static_cast<double>(xids.size()) / std::chrono::duration<double>(kRateWindow).count();
+    tx_rate_ = transaction_rate(now) + static_cast<double>(xids.size()) / kRateWindow;
     rate_at_ = now;
   }
 
@@ -709,9 +705,9 @@ class Worker {
     return off_above == 0 || transaction_rate(Clock::now()) > static_cast<double>(off_above);
   }
 
-  /// Turns the doorbell off unless it is known to be off.
+  /// Turns the doorbell off while writers are busy (see busy()), unless it is known to be off.
   Status disarm_bell() {
-    if (bell_on_ == false) return Ok{};
+    if (bell_on_ == false || !busy()) return Ok{};
     if (auto r = source_->run(bell(0)); !r) return r;
     bell_on_ = false;
     tel_.doorbell_armed.Set(0);
@@ -1454,9 +1450,12 @@ class Worker {
     // that rang nothing. Armed until the batch's commit, it rang for every writer meanwhile: a
     // first batch after an idle spell can take tens of milliseconds on a loaded machine (the step
     // repeats it after the batch, and meets a source failure there).
-    if (auto b = busy() ? disarm_bell() : Status{Ok{}}; !b) {
-      spdlog::debug("turning the doorbell off failed (tried again after the batch): {}", b.error().describe());
-    }
+    const auto quiet_bell = [this] {
+      if (auto b = disarm_bell(); !b) {
+        spdlog::debug("turning the doorbell off failed (tried again after the batch): {}", b.error().describe());
+      }
+    };
+    quiet_bell();
     // Read ahead past this batch and every one applied and not yet acknowledged.
     if (auto a = read_ahead(acks_.pending_ids(ids), next); !a) {
       spdlog::debug("reading the next batch ahead failed (read again after this one): {}", a.error().describe());
@@ -1466,9 +1465,7 @@ class Worker {
       // What committed while this batch was read and sent: a burst that starts now turns the
       // bell off before this batch's apply ends, not one batch later.
       count_transactions(next->changes);
-      if (auto b = busy() ? disarm_bell() : Status{Ok{}}; !b) {
-        spdlog::debug("turning the doorbell off failed (tried again after the batch): {}", b.error().describe());
-      }
+      quiet_bell();
     }
     std::size_t failed = 0;
     auto done = target_->finish_pipeline(failed);
