@@ -787,8 +787,9 @@ TEST_F(Run, RefusesATableThatSetupDidNotCapture) {
 TEST_F(Run, HelpDescribesTheSettings) {
   const CliResult help = run_pgferry({"run", "--help"}, {}, 30);
   EXPECT_EQ(help.exit_code, 0) << help.all();
-  for (const char* key : {"poll_interval", "shutdown_timeout", "batch.max_rows", "journal.vacuum_after_rows",
-                          "reconnect.max_attempts", "guard.max_delete_fraction", "sweep.interval", "sync_errors"}) {
+  for (const char* key :
+       {"poll_interval", "shutdown_timeout", "batch.max_rows", "journal.vacuum_after_rows", "reconnect.max_attempts",
+        "guard.max_delete_fraction", "sweep.interval", "doorbell.off_above", "sync_errors"}) {
     EXPECT_NE(help.all().find(key), std::string::npos) << key << " missing from:\n" << help.all();
   }
 }
