@@ -539,7 +539,7 @@ TEST_F(Faults, GracefulShutdownUnderLoadExitsZeroWithinTheTimeoutAndLosesNothing
     // process's own start-up, would kill it: that is not the shutdown under test).
     ASSERT_TRUE(eventually(
         [&] {
-          const auto text = log();
+          const auto text = ferry().log();
           int starts = 0;
           for (auto p = text.find("replicating 1 table(s)"); p != std::string::npos;
                p = text.find("replicating 1 table(s)", p + 1)) {

@@ -315,7 +315,7 @@ TEST_F(Resilience, RunExitsOneAfterReconnectMaxAttempts) {
   EXPECT_EQ(code, 1) << log();
   EXPECT_TRUE(logged("giving up after 5 failed attempt(s)")) << log();
   // One line when the connection was lost, not one per attempt.
-  const auto text = log();
+  const auto text = ferry().log();
   std::size_t lost = 0;
   for (auto p = text.find("connection lost"); p != std::string::npos; p = text.find("connection lost", p + 1)) ++lost;
   EXPECT_EQ(lost, 1U) << text;

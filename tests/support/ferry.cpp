@@ -198,7 +198,9 @@ void ReplicationTest::TearDown() {
     const int code = ferry_->stop(30000);
     EXPECT_EQ(code, 0) << "pgferry run did not stop cleanly" << log();
   }
-  if (HasFailure() && ferry_) std::cerr << log() << "\n-------------------------\n";
+  if (HasFailure() && ferry_) {
+    std::cerr << "\n---- pgferry run log, whole ----\n" << ferry_->log() << "\n-------------------------\n";
+  }
 }
 
 std::string ReplicationTest::configure(const std::string& tables_yaml, const std::string& extra_yaml) {
@@ -216,7 +218,27 @@ FerryProcess& ReplicationTest::start(const std::string& config) {
   return *ferry_;
 }
 
-std::string ReplicationTest::log() const { return ferry_ ? "\n---- pgferry run log ----\n" + ferry_->log() : ""; }
+std::string ReplicationTest::log() const {
+  if (!ferry_) return "";
+  // Its end only: a message per failed assertion, and a test with several failing would print a
+  // log of hundreds of kilobytes each time (ctest cuts a failed test's output at 1 MB).
+  // TearDown prints the whole log once.
+  constexpr std::size_t kTailLines = 150;
+  const std::string text = ferry_->log();
+  std::size_t at = text.size();
+  std::size_t lines = 0;
+  while (at > 0 && lines <= kTailLines) {
+    at = text.rfind('\n', at - 1);
+    if (at == std::string::npos) {
+      at = 0;
+      break;
+    }
+    ++lines;
+  }
+  if (at == 0) return "\n---- pgferry run log ----\n" + text;
+  return "\n---- pgferry run log (its last " + std::to_string(kTailLines) +
+         " lines; the whole log follows when the test ends) ----\n" + text.substr(at + 1);
+}
 
 bool ReplicationTest::logged(const std::string& text) const {
   return ferry_ && ferry_->log().find(text) != std::string::npos;

@@ -87,7 +87,8 @@ class ReplicationTest : public SourceTargetTest {
   FerryProcess& start(const std::string& config);
   /// The running (or last) replicator.
   FerryProcess& ferry() { return *ferry_; }
-  /// The replicator's log, headed for a failure message ("" before the first start).
+  /// The end of the replicator's log (its last 150 lines), headed for a failure message ("" before
+  /// the first start). ferry().log() is the whole log; TearDown prints it when the test failed.
   [[nodiscard]] std::string log() const;
   /// Whether the log contains `text` (the replicator says what it does in whole sentences).
   [[nodiscard]] bool logged(const std::string& text) const;
