@@ -133,6 +133,15 @@ void Acks::committed(const std::vector<std::int64_t>& ids, const std::vector<std
   pending_.push_back(std::move(b));
 }
 
+void Acks::commit_unknown(std::int64_t seq, const std::vector<std::int64_t>& ids,
+                          const std::vector<std::string_view>& xids) {
+  Batch b;
+  b.ids = ids;
+  b.xids.assign(xids.begin(), xids.end());
+  b.seq = seq;
+  unknown_ = std::move(b);
+}
+
 bool Acks::waiting_for_flush() const noexcept {
   return !pending_.empty() && !pending_.back().durable;  // durable batches are a prefix
 }
@@ -157,6 +166,29 @@ Status Acks::adopt(Session& source, Session& target) {
     auto r = target.scalar(kSurvivor, {run_});
     if (!r) return std::move(r).error();
     lost_after(r->empty() ? -1 : std::stoll(*r));
+  }
+  // The batch whose COMMIT result was lost: its marker is there if and only if it committed (and
+  // survived whatever ended the connection). Applied again, its rejected changes would be filed
+  // in sync_errors twice and its rows counted twice in table_state.
+  if (auto b = std::exchange(unknown_, std::nullopt); b && b->seq == next_seq_ - 1) {
+    auto there = target.scalar("SELECT count(*) FROM pgferry.applied_batch WHERE run = $1 AND batch = $2",
+                               {run_, std::to_string(b->seq)});
+    if (!there) {
+      unknown_ = std::move(b);  // asked again after the next reconnect
+      return std::move(there).error();
+    }
+    if (*there != "0") {
+      spdlog::info(
+          "the batch whose COMMIT result was lost ({} journal row(s)) had committed on the target: not applied again",
+          b->ids.size());
+      b->durable = durable_on_commit_;
+      committed_below_ = next_seq_;
+      rows_ += b->ids.size();
+      pending_.push_back(std::move(*b));
+    } else {
+      spdlog::info("the batch whose COMMIT result was lost ({} journal row(s)) had not committed: applied again",
+                   b->ids.size());
+    }
   }
   // Earlier runs' batches: applied, perhaps not flushed yet (a flush here covers every commit
   // this session can see), then acknowledged, then forgotten.

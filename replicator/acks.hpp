@@ -19,6 +19,8 @@
 //   * a target crash loses a suffix of the commits, so the batches of this run it lost are those
 //     numbered above the highest it still has: forgotten and read again, onto exactly the state
 //     they were first applied to (check_survivors, and every flush);
+//   * a batch whose COMMIT result was lost with the connection counts as applied if the target
+//     has its applied_batch row once the applier has reconnected, else it is read again (adopt);
 //   * a run that starts after a crash of the replicator acknowledges what the target says an
 //     earlier run applied (adopt) before it reads. Replaying those batches instead, onto a
 //     target that is ahead of them, would pass through states its constraints may refuse (a
@@ -57,6 +59,13 @@ class Acks {
   /// A batch whose COMMIT on the applier session has returned (its marker the last one made).
   void committed(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids);
 
+  /// The number of the last marker made (the batch whose transaction it is in).
+  [[nodiscard]] std::int64_t last_marker() const noexcept { return next_seq_ - 1; }
+  /// The connection died after the batch with marker `seq` had sent its COMMIT: whether it
+  /// committed is unknown until the applier reconnects, when adopt() looks for its marker.
+  void commit_unknown(std::int64_t seq, const std::vector<std::int64_t>& ids,
+                      const std::vector<std::string_view>& xids);
+
   /// bigint[] text: every journal id applied and not yet acknowledged, then `extra`.
   [[nodiscard]] std::string pending_ids(const std::vector<std::int64_t>& extra = {}) const;
   /// Journal rows applied and not yet acknowledged.
@@ -68,7 +77,9 @@ class Acks {
 
   /// After the applier (re)connected, before it applies anything: acknowledges what earlier runs
   /// applied (on `source`), and forgets the batches of this run the target no longer has (a
-  /// crash lost them), so they are read and applied again, in order.
+  /// crash lost them), so they are read and applied again, in order. A batch whose COMMIT result
+  /// was lost (commit_unknown) is taken as committed if the target has its marker, else forgotten
+  /// and read again.
   [[nodiscard]] Status adopt(Session& source, Session& target);
   /// Takes a flush or ack that has finished, and sends the next, never waiting for a result.
   /// A flush is sent at most every 20 ms. A flush that finds batches lost forgets them
@@ -117,7 +128,8 @@ class Acks {
   bool hold_flush_;  // tests: PGFERRY_TEST_HOLD_FLUSH keeps the flusher from flushing
   std::string run_;  // this process, in pgferry.applied_batch
 
-  std::deque<Batch> pending_;  // committed, not yet acknowledged, in commit order
+  std::deque<Batch> pending_;     // committed, not yet acknowledged, in commit order
+  std::optional<Batch> unknown_;  // its COMMIT sent, the result lost (commit_unknown)
   std::size_t rows_ = 0;
   // Batch numbers follow the applier's commit order; a number is used once, by one attempt.
   std::int64_t next_seq_ = 0;         // the next attempt's number

@@ -989,6 +989,15 @@ class Worker {
     std::vector<Rejected> rejected;
     std::optional<ReadAhead> next;
     failed_table_.reset();
+    // If the applier's connection dies once this batch's marker is made, its COMMIT may have been
+    // sent and have committed: adopt() asks the target after the reconnect.
+    const auto no_marker = acks_.last_marker();
+    const auto outcome_lost = [&](Status st) {
+      if (acks_.last_marker() != no_marker && (!target_ || !target_->alive())) {
+        acks_.commit_unknown(acks_.last_marker(), ids, xids);
+      }
+      return st;
+    };
     Status s = Ok{};
     bool committed = false;
     if (std::none_of(batch.begin(), batch.end(), [&](const Change& c) { return is_poisoned(c); })) {
@@ -1004,7 +1013,7 @@ class Worker {
       next.reset();
       const auto state = target_->last_sqlstate();
       (void)target_->run("ROLLBACK");
-      if (!target_->alive()) return s;
+      if (!target_->alive()) return outcome_lost(s);
       const auto remedy = remedy_for(state);
       if (remedy == Remedy::StopTable && failed_table_) {
         return stop_table(*failed_table_, s.error(), state, "stop_table", first_of(batch, *failed_table_));
@@ -1037,8 +1046,8 @@ class Worker {
       const auto p = progress(batch);
       if (auto r = target_->query(p.text, p.params); !r) return std::move(r).error();
       const auto m = acks_.marker(ids, xids);
-      if (auto r = target_->query(m.text, m.params); !r) return std::move(r).error();
-      if (auto r = target_->run("COMMIT"); !r) return r;
+      if (auto r = target_->query(m.text, m.params); !r) return std::move(r).error();  // no COMMIT sent
+      if (auto r = target_->run("COMMIT"); !r) return outcome_lost(r);
     }
     // One line per batch (the first rejection as the example); each change at debug.
     for (const auto& x : rejected) {
@@ -1068,7 +1077,7 @@ class Worker {
       // Tests: the connection dies as the COMMIT's result is on its way; the batch did commit.
       lose_commit_ = 0;
       drop_target();
-      return runtime_error("target database", "PGFERRY_TEST_LOSE_COMMIT: the COMMIT's result was lost");
+      return outcome_lost(runtime_error("target database", "PGFERRY_TEST_LOSE_COMMIT: the COMMIT's result was lost"));
     }
     acks_.committed(ids, xids);
     ahead_ = std::move(next);  // read past this batch: valid now that it is committed
