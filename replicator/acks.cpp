@@ -109,8 +109,26 @@ Acks::Acks(std::string source_conninfo, std::string target_conninfo, bool durabl
       target_conninfo_(std::move(target_conninfo)),
       durable_on_commit_(durable_on_commit),
       hold_flush_(std::getenv("PGFERRY_TEST_HOLD_FLUSH") != nullptr) {
+  new_run();
+}
+
+void Acks::new_run() {
   std::random_device rd;
   run_ = fmt::format("{:08x}{:08x}", rd(), rd());
+}
+
+void Acks::restart() {
+  stop();
+  new_run();
+  pending_.clear();
+  unknown_.reset();
+  rows_ = 0;
+  next_seq_ = 0;
+  committed_below_ = 0;
+  acked_ = -1;
+  cleaned_ = -1;
+  cleaning_ = -1;
+  discarded_ = true;  // whatever was read past this run's batches is stale
 }
 
 Acks::~Acks() { stop(); }

@@ -98,6 +98,10 @@ class Acks {
   [[nodiscard]] std::uint64_t take_acked_rows() noexcept;
   /// Ends what is in flight (cancelled) and closes both connections.
   void stop();
+  /// stop(), then starts over as a new run (a new number in pgferry.applied_batch) with nothing
+  /// pending: what this run applied is adopted, like an earlier run's, by the next adopt().
+  /// After another run streamed the journal meanwhile, this run's picture of it is stale.
+  void restart();
   /// `hook` is called with the connection settle() is about to wait on (flusher or acker), and
   /// with nullptr when the wait is over: whoever must be able to cancel the wait (shutdown_timeout)
   /// registers it.
@@ -111,6 +115,7 @@ class Acks {
     bool durable = false;  // the target has flushed it
   };
 
+  void new_run();
   std::optional<Error> collect_flush(bool wait);
   std::optional<Error> collect_ack(bool wait);
   std::optional<Error> send_flush(Clock::time_point now);

@@ -31,6 +31,9 @@ inline constexpr std::int32_t kLockClass = 0x70676672;
 inline constexpr std::int32_t kListenLock = 1;
 /// Advisory lock `setup`, `teardown` and the migration runner hold for their transaction.
 inline constexpr std::int32_t kSetupLock = 2;
+/// Advisory lock the replicator's reader session holds while it streams the journal: one run
+/// reads and acknowledges a journal at a time; another stands by until it is free.
+inline constexpr std::int32_t kStreamLock = 3;
 
 /// What to capture for one table.
 struct CaptureSpec {

@@ -214,6 +214,7 @@ class Worker {
           if (!connection_failed(source_rc_, Conn::Source, s.error())) return 1;
           continue;
         }
+        if (!source_) continue;  // standing by: another run streams this journal
       }
       if (!target_ || !target_->alive()) {
         if (auto s = connect_target(); !s) {
@@ -280,6 +281,7 @@ class Worker {
     if (!s) return std::move(s).error();
     source_.emplace(std::move(*s));
     control_.set_cancel(kSourceSlot, PQgetCancel(source_->raw()));
+    if (auto r = take_stream_lock(); !r || !source_) return r;
     // The journal is a queue: its statistics are taken while it is nearly empty and are wrong
     // by orders of magnitude once a backlog builds. Trusting them, the planner chose a nested
     // loop over a materialized scan of the whole journal for the reader's statement (138 s per
@@ -314,6 +316,52 @@ class Worker {
       spdlog::info("source (reader) connection re-established after {:.1f} s",
                    std::chrono::duration<double>(source_rc_.last_outage()).count());
     }
+    return Ok{};
+  }
+
+  /// One run at a time reads a journal: two would apply the same batches in turns, one of them
+  /// onto a target the other has moved past (rows set back to older images), and acknowledge each
+  /// other's rows. Two runs meet in a rolling deploy that starts the new replicator before the old
+  /// one stops. The reader session takes the stream lock; while another session holds it, this run
+  /// stands by (source_ reset, asked again every second). A run that stood by starts over as a new
+  /// run (Acks::restart) with the target connected again, so the other run's batches and its own
+  /// are adopted before it reads.
+  Status take_stream_lock() {
+    auto got =
+        source_->scalar(fmt::format("SELECT pg_try_advisory_lock({}, {})", capture::kLockClass, capture::kStreamLock));
+    if (!got) return std::move(got).error();
+    const auto now = Clock::now();
+    if (*got == "t") {
+      if (standing_by_since_) {
+        spdlog::info("the other run stopped streaming this source's journal: taking over after {:.1f} s standing by",
+                     std::chrono::duration<double>(now - *standing_by_since_).count());
+        standing_by_since_.reset();
+        acks_.restart();
+        drop_target();
+      }
+      return Ok{};
+    }
+    if (!standing_by_since_) {
+      auto who = source_->scalar(
+          "SELECT coalesce(string_agg(format('pid %s, %s%s', a.pid, coalesce(nullif(a.application_name, ''), "
+          "'no application_name'), coalesce(' from ' || a.client_addr::text, '')), '; '), 'a session that has ended') "
+          "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+          "AND l.classid = $1::oid AND l.objid = $2::oid AND l.objsubid = 2",
+          {std::to_string(capture::kLockClass), std::to_string(capture::kStreamLock)});
+      standing_by_for_ = who ? *who : who.error().message;
+      spdlog::warn(
+          "another pgferry run is streaming this source's journal (its reader: {}): standing by until it stops. "
+          "Only one run reads a journal at a time; if no other replicator should be running, stop the one that "
+          "holds the lock",
+          standing_by_for_);
+      standing_by_since_ = now;
+    }
+    // /readyz: the source check fails, with this as its detail.
+    tel_.connection_down(Conn::Source,
+                         "standing by: another pgferry run streams this journal (its reader: " + standing_by_for_ + ")",
+                         std::chrono::seconds(1), std::nullopt);
+    drop_source();
+    control_.wait_for(std::chrono::seconds(1));
     return Ok{};
   }
 
@@ -1997,8 +2045,10 @@ class Worker {
   std::uint64_t vacuum_rows_ = 0;  // acknowledged rows the running vacuum is for
   Clock::time_point last_report_ = Clock::now();
   Clock::time_point last_request_check_{};
-  double clock_offset_ = 0;  // the source's clock minus ours, seconds
-  Acks acks_;                // batches applied, until the source has deleted their journal rows
+  double clock_offset_ = 0;                             // the source's clock minus ours, seconds
+  std::optional<Clock::time_point> standing_by_since_;  // another run holds the stream lock...
+  std::string standing_by_for_;                         // ...its reader session
+  Acks acks_;  // batches applied, until the source has deleted their journal rows
 };
 
 }  // namespace

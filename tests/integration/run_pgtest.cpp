@@ -794,5 +794,37 @@ TEST_F(Run, HelpDescribesTheSettings) {
   }
 }
 
+// One run reads a journal at a time. Two would apply the same batches in turns, one of them onto
+// a target the other has moved past, and acknowledge each other's rows; they meet in a rolling
+// deploy that starts the new replicator before the old one stops. The second run stands by (its
+// applier never connects), says who holds the journal, and takes over once the first stops.
+TEST_F(Run, ASecondRunStandsByWhileTheFirstStreamsThenTakesOver) {
+  on_both(kItems);
+  const auto config = configure("  - public.items\n");
+  start(config);
+  ASSERT_TRUE(eventually([&] { return caught_up(); }, 30000)) << log();
+  FerryProcess second({"run", "-c", config, "--log-format", "text"}, dir_.path() + "/second.log");
+  const auto said = [&](const std::string& text) { return second.log().find(text) != std::string::npos; };
+  ASSERT_TRUE(eventually([&] { return said("standing by until it stops"); }, 30000)) << second.log();
+  EXPECT_TRUE(said("its reader: pid ")) << second.log();
+
+  PgClient s = source();
+  s.exec("INSERT INTO items SELECT g, 'while both run', g, NULL FROM generate_series(1, 200) g");
+  const auto count = [&] { return target().scalar("SELECT count(*) FROM items"); };
+  ASSERT_TRUE(eventually([&] { return count() == "200" && caught_up(); }, 30000)) << log();
+  EXPECT_EQ(target().scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgferry applier' AND "
+                            "datname = current_database()"),
+            "1")
+      << "the run standing by connected an applier" << second.log();
+
+  ASSERT_EQ(ferry().stop(), 0) << log();
+  ASSERT_TRUE(eventually([&] { return said("taking over after"); }, 30000)) << second.log();
+  s.exec("UPDATE items SET qty = qty + 1 WHERE id <= 100");
+  s.exec("INSERT INTO items SELECT g, 'after the take-over', g, NULL FROM generate_series(201, 300) g");
+  ASSERT_TRUE(eventually([&] { return count() == "300" && caught_up(); }, 30000)) << second.log();
+  EXPECT_TRUE(same_tables({"public.items"}));
+  EXPECT_EQ(second.stop(), 0) << second.log();
+}
+
 }  // namespace
 }  // namespace pgferry::test
