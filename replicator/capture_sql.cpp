@@ -31,39 +31,84 @@ std::string replace_all(std::string text, std::string_view what, std::string_vie
 }
 
 // jsonb_build_object('a', REC."a", ...) for `columns` of the row variable `rec` (NEW or OLD);
-// the columns in `as_text` are given as REC."a"::text.
+// the columns in `as_text` are given as REC."a"::text. Schema-qualified throughout, like all
+// SQL the capture function runs: it runs under the writer's search_path (triggers/capture.sql).
 std::string json_object(const std::vector<std::string>& columns, std::string_view rec,
                         const std::vector<std::string>& as_text = {}) {
   std::string out;
   for (size_t start = 0; start < columns.size(); start += kPairsPerCall) {
-    if (!out.empty()) out += " || ";
-    out += "jsonb_build_object(";
+    if (!out.empty()) out += " OPERATOR(pg_catalog.||) ";
+    out += "pg_catalog.jsonb_build_object(";
     for (size_t i = start; i < columns.size() && i < start + kPairsPerCall; ++i) {
       if (i != start) out += ", ";
       const bool text = std::find(as_text.begin(), as_text.end(), columns[i]) != as_text.end();
       out += fmt::format("{}, {}.{}{}", sql::quote_literal(columns[i]), rec, sql::quote_ident(columns[i]),
-                         text ? "::text" : "");
+                         text ? "::pg_catalog.text" : "");
     }
     out += ")";
   }
   return out;
 }
 
-// ROW(REC."a", REC."b") for `columns` of `rec`.
+// ROW(REC."a", REC."b")::pg_catalog.record for `columns` of `rec`. The cast makes it one record
+// value: between two bare ROW(...) constructors an operator applies column by column.
 std::string row_of(const std::vector<std::string>& columns, std::string_view rec) {
   std::string out = "ROW(";
   for (size_t i = 0; i < columns.size(); ++i) {
     if (i != 0) out += ", ";
     out += fmt::format("{}.{}", rec, sql::quote_ident(columns[i]));
   }
-  return out + ")";
+  return out + ")::pg_catalog.record";
+}
+
+// Whether the binary images of two records differ (record_image_ne). It needs no equality
+// operator (json, point have none) and sees every change the text forms would (numeric 1.0 ->
+// 1.00, citext 'A' -> 'a'), without calling any type's output function; values stored TOASTed
+// or compressed are compared detoasted.
+std::string images_differ(std::string_view a, std::string_view b) {
+  return fmt::format("{} OPERATOR(pg_catalog.*<>) {}", a, b);
+}
+
+// The template with its sections resolved: a section from {{#name}} to {{/name}} is kept when
+// flags[name] is true, one from {{^name}} to {{/name}} when it is false. Sections do not nest.
+std::string resolve_sections(std::string_view tmpl, const std::map<std::string, bool, std::less<>>& flags) {
+  std::string out;
+  size_t pos = 0;
+  for (;;) {
+    // The first section opening at or after pos, of any flag.
+    size_t open = std::string_view::npos;
+    std::string opening;
+    std::string closing;
+    bool keep = false;
+    for (const auto& [flag, value] : flags) {
+      for (const char mark : {'#', '^'}) {
+        std::string tag = fmt::format("{{{{{}{}}}}}", mark, flag);
+        if (const auto at = tmpl.find(tag, pos); at < open) {
+          open = at;
+          opening = std::move(tag);
+          closing = fmt::format("{{{{/{}}}}}", flag);
+          keep = mark == '#' ? value : !value;
+        }
+      }
+    }
+    if (open == std::string_view::npos) break;
+    const auto body = open + opening.size();
+    const auto close = tmpl.find(closing, body);
+    // The template is compiled in; an unclosed section is a build error, not a runtime condition.
+    assert(close != std::string_view::npos && "unclosed section in triggers/capture.sql");
+    out.append(tmpl.substr(pos, open - pos));
+    if (keep) out.append(tmpl.substr(body, close - body));
+    pos = close + closing.size();
+  }
+  out.append(tmpl.substr(pos));
+  return out;
 }
 
 // Whether `rec` passes the filter. The filter names bare columns, so it is evaluated over a
 // one-row subquery of the row variable; NULL counts as "not in the filter".
 std::string in_filter(const std::string& where, std::string_view rec) {
   if (where.empty()) return "true";
-  return fmt::format("coalesce((SELECT ({}) FROM (SELECT {}.*) AS pgferry_row), false)", where, rec);
+  return fmt::format("COALESCE((SELECT ({}) FROM (SELECT {}.*) AS pgferry_row), false)", where, rec);
 }
 
 /// One trigger capture may put on a table; `wanted` says whether `spec` needs it. `events` is
@@ -112,7 +157,7 @@ std::string fingerprint_of(const std::vector<std::string>& parts) {
 }
 
 std::string image_expression(const CaptureSpec& spec, std::string_view rec) {
-  if (spec.columns.empty()) return fmt::format("to_jsonb({})", rec);
+  if (spec.columns.empty()) return fmt::format("pg_catalog.to_jsonb({})", rec);
   return json_object(spec.columns, rec, spec.text_columns);
 }
 
@@ -136,26 +181,22 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
       {"old_in", filter_expression(spec, "OLD")},
       {"new_in", filter_expression(spec, "NEW")},
       {"old_key", key_expression(spec, "OLD")},
-      // Text, not equality: the replicator identifies a row by the text of its key, so a key
+      // Images, not equality: the replicator identifies a row by the text of its key, so a key
       // updated to an equal but differently written value (numeric 1 -> 1.00, citext 'A' -> 'a')
-      // must journal the old key, or the row would be known under two keys.
-      {"key_changed", fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.key_columns, "NEW"),
-                                  row_of(spec.key_columns, "OLD"))},
+      // must journal the old key, or the row would be known under two keys. (An old key that
+      // differs only in its binary form is journaled too, and dropped by the reader as equal.)
+      {"key_changed", images_differ(row_of(spec.key_columns, "NEW"), row_of(spec.key_columns, "OLD"))},
   };
   // The set-based INSERT, over the transition table's rows.
   values["new_rows"] = sql::quote_ident(kInsertedRows);
   values["set_new_in"] = filter_expression(spec, "pgferry_new");
   values["set_new_image"] = image_expression(spec, "pgferry_new");
-  if (spec.columns.empty()) {
-    values["new_image"] = image_expression(spec, "NEW");
-    // Comparing text forms catches every visible change, including types without an equality
-    // operator (json, point) and changes equality ignores (1.0 -> 1.00).
-    values["row_changed"] = "NEW::text IS DISTINCT FROM OLD::text";
-  } else {
-    values["new_image"] = image_expression(spec, "NEW");
-    values["row_changed"] =
-        fmt::format("{}::text IS DISTINCT FROM {}::text", row_of(spec.columns, "NEW"), row_of(spec.columns, "OLD"));
-  }
+  values["new_image"] = image_expression(spec, "NEW");
+  // Comparing images catches every visible change, including types without an equality operator
+  // (json, point) and changes equality ignores (1.0 -> 1.00).
+  values["row_changed"] = spec.columns.empty()
+                              ? images_differ("NEW", "OLD")
+                              : images_differ(row_of(spec.columns, "NEW"), row_of(spec.columns, "OLD"));
   // The body is dollar-quoted. Identifiers may contain '$', so a column named
   // 'x$pgferry_capture$ ...' could end the quote early: pick a tag no value contains.
   std::string tag = "$pgferry_capture$";
@@ -164,7 +205,8 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
        ++n) {
     tag = fmt::format("$pgferry_capture_{}$", n);
   }
-  const std::string tmpl = replace_all(std::string(capture_template()), "$pgferry_capture$", tag);
+  const std::string tmpl =
+      replace_all(resolve_sections(capture_template(), {{"filtered", !spec.where.empty()}}), "$pgferry_capture$", tag);
   std::string fn;
   size_t pos = 0;
   for (;;) {

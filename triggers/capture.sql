@@ -1,6 +1,8 @@
 -- Template of the capture function pgferry installs for each replicated table (rendered by
--- replicator/capture_sql.cpp; {{...}} are filled in per table). One function per table lets
--- the column list, key and row filter be compiled in instead of interpreted on every row.
+-- replicator/capture_sql.cpp; {{...}} are filled in per table, and a section between the
+-- #filtered (^filtered) mark and /filtered is kept only for a table with (without) a row filter).
+-- One function per table lets the column list, key and row filter be compiled in instead of
+-- interpreted on every row.
 --
 -- It journals what the target must do, not what the source did:
 --   INSERT that passes the filter                -> I  (new image)
@@ -19,58 +21,76 @@
 -- Then, once per transaction, it rings the doorbell if the replicator is idle and listening.
 --
 -- SECURITY DEFINER lets writers journal without any right on schema pgferry (so nobody can
--- forge journal rows); the pinned search_path stops a writer from redirecting an unqualified
--- function or operator to code of its own that would then run with pgferry's rights. Row
--- filters therefore see only pg_catalog: schema-qualify any other function they call.
+-- forge journal rows). It runs under the writer's search_path, so everything pgferry writes here
+-- names its schema: functions (pg_catalog.to_jsonb), operators (OPERATOR(pg_catalog.=)), types
+-- (pg_catalog.text) and tables. A writer cannot then redirect any of it to code of its own that
+-- would run with pgferry's rights. A row filter is the user's SQL, not pgferry's, so a filtered
+-- table's function pins search_path instead (row filters see only pg_catalog: schema-qualify any
+-- other function they call). Pinning costs every call a save and restore of the setting, which
+-- is why it is not done for every table.
+--
+-- Cost matters here: this runs inside every writing transaction. UPDATE, the commonest row
+-- event, is tested first, an unfiltered table's function has no filter logic at all, unchanged
+-- rows are found by comparing the binary row images (*<>, no output functions), and the bell is
+-- read with a function call instead of a query.
 CREATE OR REPLACE FUNCTION {{function}}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $pgferry_capture$
+{{#filtered}}SET search_path = pg_catalog, pg_temp
+{{/filtered}}AS $pgferry_capture$
 #variable_conflict use_column
-DECLARE
+{{#filtered}}DECLARE
   was_in boolean;
   is_in  boolean;
-BEGIN
-  IF TG_LEVEL = 'STATEMENT' THEN
-    IF TG_OP = 'INSERT' THEN
+{{/filtered}}BEGIN
+  IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+{{^filtered}}    IF {{key_changed}} THEN
       INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-      SELECT nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'I', NULL, {{set_new_image}}, clock_timestamp()
-      FROM {{new_rows}} AS pgferry_new WHERE {{set_new_in}};
+      VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'U', {{old_key}}, {{new_image}}, pg_catalog.clock_timestamp());
+    ELSIF {{row_changed}} THEN
+      INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
+      VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'U', NULL, {{new_image}}, pg_catalog.clock_timestamp());
     ELSE
-      INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-      VALUES (nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'T', NULL, NULL, clock_timestamp());
+      RETURN NULL;
     END IF;
-    IF NOT FOUND THEN RETURN NULL; END IF;  -- no row journaled: nothing to ring for
-  ELSIF TG_OP = 'INSERT' THEN
-    IF NOT {{new_in}} THEN RETURN NULL; END IF;
-    INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-    VALUES (nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'I', NULL, {{new_image}}, clock_timestamp());
-  ELSIF TG_OP = 'DELETE' THEN
-    IF NOT {{old_in}} THEN RETURN NULL; END IF;
-    INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-    VALUES (nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'D', {{old_key}}, NULL, clock_timestamp());
-  ELSE
-    was_in := {{old_in}};
+{{/filtered}}{{#filtered}}    was_in := {{old_in}};
     is_in := {{new_in}};
     IF was_in AND is_in THEN
       IF {{key_changed}} THEN
         INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-        VALUES (nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'U', {{old_key}}, {{new_image}}, clock_timestamp());
+        VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'U', {{old_key}}, {{new_image}}, pg_catalog.clock_timestamp());
       ELSIF {{row_changed}} THEN
         INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-        VALUES (nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'U', NULL, {{new_image}}, clock_timestamp());
+        VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'U', NULL, {{new_image}}, pg_catalog.clock_timestamp());
       ELSE
         RETURN NULL;
       END IF;
     ELSIF was_in THEN
       INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-      VALUES (nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'D', {{old_key}}, NULL, clock_timestamp());
+      VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'D', {{old_key}}, NULL, pg_catalog.clock_timestamp());
     ELSIF is_in THEN
       INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-      VALUES (nextval('pgferry.journal_id_seq'), pg_current_xact_id(), {{table_id}}, 'I', NULL, {{new_image}}, clock_timestamp());
+      VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'I', NULL, {{new_image}}, pg_catalog.clock_timestamp());
     ELSE
       RETURN NULL;
     END IF;
+{{/filtered}}  ELSIF TG_LEVEL OPERATOR(pg_catalog.=) 'STATEMENT' THEN
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+      INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
+      SELECT pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'I', NULL, {{set_new_image}}, pg_catalog.clock_timestamp()
+      FROM {{new_rows}} AS pgferry_new{{#filtered}} WHERE {{set_new_in}}{{/filtered}};
+    ELSE
+      INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
+      VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'T', NULL, NULL, pg_catalog.clock_timestamp());
+    END IF;
+    IF NOT FOUND THEN RETURN NULL; END IF;  -- no row journaled: nothing to ring for
+  ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+{{#filtered}}    IF NOT {{new_in}} THEN RETURN NULL; END IF;
+{{/filtered}}    INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
+    VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'I', NULL, {{new_image}}, pg_catalog.clock_timestamp());
+  ELSE  -- DELETE
+{{#filtered}}    IF NOT {{old_in}} THEN RETURN NULL; END IF;
+{{/filtered}}    INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
+    VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'D', {{old_key}}, NULL, pg_catalog.clock_timestamp());
   END IF;
 
   -- The doorbell, at most once per transaction (the transaction-local setting remembers it):
@@ -78,13 +98,13 @@ BEGIN
   -- replicator's LISTEN session holds the exclusive advisory lock {{listen_lock}}; if a shared
   -- try-lock succeeds, nobody is). Identical notifications in one transaction collapse anyway;
   -- this spares the per-row work and, while the bell is off, NOTIFY's global commit lock.
-  IF current_setting('pgferry.rung', true) IS DISTINCT FROM 'y' THEN
-    PERFORM set_config('pgferry.rung', 'y', true);
-    IF (SELECT last_value FROM pgferry.doorbell) = 1 THEN
-      IF pg_try_advisory_lock_shared({{listen_lock}}) THEN
-        PERFORM pg_advisory_unlock_shared({{listen_lock}});
+  IF COALESCE(pg_catalog.current_setting('pgferry.rung', true), '') OPERATOR(pg_catalog.<>) 'y' THEN
+    PERFORM pg_catalog.set_config('pgferry.rung', 'y', true);
+    IF pg_catalog.pg_sequence_last_value('pgferry.doorbell'::pg_catalog.regclass) OPERATOR(pg_catalog.=) 1 THEN
+      IF pg_catalog.pg_try_advisory_lock_shared({{listen_lock}}) THEN
+        PERFORM pg_catalog.pg_advisory_unlock_shared({{listen_lock}});
       ELSE
-        PERFORM pg_notify('pgferry', '');
+        PERFORM pg_catalog.pg_notify('pgferry', '');
       END IF;
     END IF;
   END IF;

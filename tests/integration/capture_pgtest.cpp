@@ -58,19 +58,27 @@ class Capture : public SourceTargetTest {
 
 const char* kUsers = "CREATE TABLE public.users (id int PRIMARY KEY, name text, status text, score int)";
 
+// One row's life in users: inserted, updated, updated to what it was, given a new key, deleted.
+void live_one_row(PgClient& app) {
+  app.exec("INSERT INTO users VALUES (1, 'ann', 'active', 10)");
+  app.exec("UPDATE users SET score = 11 WHERE id = 1");
+  app.exec("UPDATE users SET score = score WHERE id = 1");
+  app.exec("UPDATE users SET id = 2 WHERE id = 1");
+  app.exec("DELETE FROM users WHERE id = 2");
+}
+// What the journal holds after live_one_row: the no-op update is not there.
+const std::vector<std::string> kOneRowsJournal = {
+    R"(I - {"id": 1, "name": "ann", "score": 10, "status": "active"})",
+    R"(U - {"id": 1, "name": "ann", "score": 11, "status": "active"})",
+    R"(U {"id": 1} {"id": 2, "name": "ann", "score": 11, "status": "active"})",
+    R"(D {"id": 2} -)",
+};
+
 TEST_F(Capture, InsertUpdateDeleteJournalExactlyWhatTheTargetNeeds) {
   install(kUsers, "  - public.users\n");
   PgClient app = source();
-  app.exec("INSERT INTO users VALUES (1, 'ann', 'active', 10)");
-  app.exec("UPDATE users SET score = 11 WHERE id = 1");
-  app.exec("UPDATE users SET id = 2 WHERE id = 1");
-  app.exec("DELETE FROM users WHERE id = 2");
-  EXPECT_EQ(journal(), (std::vector<std::string>{
-                           R"(I - {"id": 1, "name": "ann", "score": 10, "status": "active"})",
-                           R"(U - {"id": 1, "name": "ann", "score": 11, "status": "active"})",
-                           R"(U {"id": 1} {"id": 2, "name": "ann", "score": 11, "status": "active"})",
-                           R"(D {"id": 2} -)",
-                       }));
+  live_one_row(app);
+  EXPECT_EQ(journal(), kOneRowsJournal);
   const auto table_id =
       source().scalar("SELECT id FROM pgferry.captured_table WHERE source_table = '\"public\".\"users\"'");
   EXPECT_EQ(source().scalar("SELECT count(DISTINCT table_id) || ':' || min(table_id) FROM pgferry.journal"),
@@ -387,6 +395,27 @@ TEST_F(Capture, CaptureSurvivesSearchPathTricks) {
   app.exec("SET search_path = evil, public, pg_catalog");
   app.exec("INSERT INTO users VALUES (1, 'a', 'INACTIVE', 1), (2, 'b', 'ACTIVE', 1)");
   EXPECT_EQ(journal(), std::vector<std::string>{R"(I - {"id": 2, "name": "b", "score": 1, "status": "ACTIVE"})"});
+}
+
+TEST_F(Capture, AnUnfilteredTableIsCapturedAsUsualUnderAHostileSearchPath) {
+  // Without a row filter the function runs under the writer's search_path (pinning it costs every
+  // call), so it names every function, operator and type with its schema. A writer's own
+  // look-alikes ahead of pg_catalog change nothing: here = on text is always false (the function
+  // would take every UPDATE for a DELETE), *<> on records always true (a no-op UPDATE would be
+  // journaled) and to_jsonb returns {}.
+  install(kUsers, "  - public.users\n");
+  source().exec(
+      "CREATE SCHEMA evil; "
+      "CREATE FUNCTION evil.never(text, text) RETURNS boolean LANGUAGE sql AS $$ SELECT false $$; "
+      "CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.never); "
+      "CREATE FUNCTION evil.always(record, record) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN RETURN true; END $$; "
+      "CREATE OPERATOR evil.*<> (LEFTARG = record, RIGHTARG = record, FUNCTION = evil.always); "
+      "CREATE FUNCTION evil.to_jsonb(anyelement) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$");
+  PgClient app = source();
+  app.exec("SET search_path = evil, public, pg_catalog");
+  ASSERT_EQ(app.scalar("SELECT 'a'::text = 'a'::text"), "f");  // the look-alikes are in effect
+  live_one_row(app);
+  EXPECT_EQ(journal(), kOneRowsJournal);
 }
 
 }  // namespace

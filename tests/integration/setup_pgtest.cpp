@@ -96,7 +96,7 @@ TEST_F(Setup, InstallsCaptureOnTheSourceAndStateOnTheTarget) {
   EXPECT_NE(r.out.find("setup complete: 1 table(s) captured"), std::string::npos) << r.all();
   PgClient src = source();
   PgClient tgt = target();
-  EXPECT_EQ(src.scalar("SELECT max(version) FROM pgferry.schema_version"), "3");
+  EXPECT_EQ(src.scalar("SELECT max(version) FROM pgferry.schema_version"), "4");
   EXPECT_EQ(src.scalar("SELECT to_regclass('pgferry.journal') IS NOT NULL"), "t");
   EXPECT_EQ(triggers_on(src, "public.a"), kCaptureTriggers);
   EXPECT_TRUE(triggers_on(src, "public.b").empty());
@@ -143,7 +143,8 @@ TEST_F(Setup, UpgradeAppliesOnlyTheNewSteps) {
       "CREATE INDEX journal_xid_idx ON pgferry.journal (xid); ALTER TABLE pgferry.journal RESET "
       "(autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor, "
       "autovacuum_vacuum_insert_threshold, autovacuum_analyze_scale_factor, autovacuum_analyze_threshold, "
-      "autovacuum_vacuum_cost_delay)");
+      "autovacuum_vacuum_cost_delay); "
+      "ALTER TABLE pgferry.journal ADD CONSTRAINT journal_op_check CHECK (op IN ('I', 'U', 'D', 'T'))");
   ASSERT_EQ(
       src.scalar(
           "SELECT coalesce(array_length(reloptions, 1), 0) FROM pg_class WHERE oid = 'pgferry.journal'::regclass"),
@@ -151,8 +152,13 @@ TEST_F(Setup, UpgradeAppliesOnlyTheNewSteps) {
   const std::string v1 = src.scalar("SELECT applied_at::text FROM pgferry.schema_version WHERE version = 1");
   const CliResult r = pgferry("setup", config);
   ASSERT_EQ(r.exit_code, 0) << r.all();
-  EXPECT_NE(r.out.find("source: pgferry schema at version 3 (applied 2 migration(s))"), std::string::npos) << r.all();
-  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
+  EXPECT_NE(r.out.find("source: pgferry schema at version 4 (applied 3 migration(s))"), std::string::npos) << r.all();
+  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"),
+            "1,2,3,4");
+  // Version 4 dropped the journal's CHECK on op.
+  EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_constraint WHERE conrelid = 'pgferry.journal'::regclass "
+                       "AND contype = 'c'"),
+            "0");
   EXPECT_EQ(src.scalar("SELECT applied_at::text FROM pgferry.schema_version WHERE version = 1"), v1);
   EXPECT_NE(
       src.scalar(
@@ -220,7 +226,8 @@ TEST_F(Setup, ConcurrentRunsSerialiseAndAgree) {
   EXPECT_EQ(r1.exit_code, 0) << r1.all();
   EXPECT_EQ(r2.exit_code, 0) << r2.all();
   PgClient src = source();
-  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
+  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"),
+            "1,2,3,4");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.captured_table"), "2");
   EXPECT_EQ(triggers_on(src, "public.a"), kCaptureTriggers);
   EXPECT_EQ(triggers_on(src, "public.b"), kCaptureTriggers);
@@ -294,7 +301,7 @@ TEST_F(Setup, RecordsEveryShippedMigrationOnBothSides) {
   EXPECT_EQ(source().scalar(versions), source_versions);
   EXPECT_EQ(target().scalar(versions), target_versions);
   EXPECT_EQ(source().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"),
-            "capture,journal_autovacuum,journal_xid_id_index");
+            "capture,journal_autovacuum,journal_xid_id_index,journal_no_op_check");
   EXPECT_EQ(target().scalar("SELECT string_agg(name, ',' ORDER BY version) FROM pgferry.schema_version"),
             "state,snapshot_visibility,resilience,applied_batch");
 }
@@ -515,8 +522,8 @@ TEST_F(Setup, ASecondSetupWaitsForTheFirstAndFindsNothingToDo) {
   const CliResult r2 = second.get();
   ASSERT_EQ(r1.exit_code, 0) << r1.all();
   ASSERT_EQ(r2.exit_code, 0) << r2.all();
-  const std::string installed = "source: pgferry schema at version 3 (applied 3 migration(s))";
-  const std::string up_to_date = "source: pgferry schema at version 3 (up to date)";
+  const std::string installed = "source: pgferry schema at version 4 (applied 4 migration(s))";
+  const std::string up_to_date = "source: pgferry schema at version 4 (up to date)";
   const bool first_installed = r1.out.find(installed) != std::string::npos;
   const CliResult& later = first_installed ? r2 : r1;
   EXPECT_NE((first_installed ? r1 : r2).out.find("source: public.b: capture installed"), std::string::npos)
@@ -525,7 +532,8 @@ TEST_F(Setup, ASecondSetupWaitsForTheFirstAndFindsNothingToDo) {
   EXPECT_NE(later.out.find("source: public.a: capture up to date"), std::string::npos) << later.all();
   EXPECT_NE(later.out.find("nothing to change"), std::string::npos) << later.all();
   PgClient src = source();
-  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
+  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"),
+            "1,2,3,4");
   EXPECT_EQ(src.scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM pgferry.captured_table"), "1,2");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_proc WHERE pronamespace = 'pgferry'::regnamespace"), "2");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"), "8");  // four per table
@@ -551,7 +559,8 @@ TEST_F(Setup, ManySimultaneousFirstSetupsInstallEverythingOnce) {
   }
   EXPECT_EQ(installers, 1);
   PgClient src = source();
-  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"), "1,2,3");
+  EXPECT_EQ(src.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM pgferry.schema_version"),
+            "1,2,3,4");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.captured_table"), "2");
   EXPECT_EQ(triggers_on(src, "public.a"), kCaptureTriggers);
   src.exec("INSERT INTO a VALUES (1, 'x', 's')");

@@ -137,7 +137,7 @@ TEST_F(Teardown, ASetupQueuedBehindATeardownInstallsAfreshAfterIt) {
   const CliResult s = setup.get();
   ASSERT_EQ(t.exit_code, 0) << t.all();
   ASSERT_EQ(s.exit_code, 0) << s.all();
-  EXPECT_NE(s.out.find("source: pgferry schema at version 3 (applied 3 migration(s))"), std::string::npos) << s.all();
+  EXPECT_NE(s.out.find("source: pgferry schema at version 4 (applied 4 migration(s))"), std::string::npos) << s.all();
   PgClient src = source();
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pgferry.journal"), "0");
   EXPECT_EQ(src.scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgferry%'"), "8");

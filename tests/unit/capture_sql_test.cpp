@@ -36,15 +36,69 @@ TEST(CaptureSql, RendersFunctionAndBothTriggers) {
   EXPECT_EQ(ddl.function_name, "pgferry.\"capture_7\"");
   EXPECT_NE(sql.find("CREATE OR REPLACE FUNCTION pgferry.\"capture_7\"()"), std::string::npos);
   EXPECT_NE(sql.find("SECURITY DEFINER"), std::string::npos);
-  EXPECT_NE(sql.find("SET search_path = pg_catalog, pg_temp"), std::string::npos);
+  // No row filter: nothing but pgferry's own schema-qualified SQL, so search_path is not pinned.
+  EXPECT_EQ(sql.find("SET search_path"), std::string::npos);
+  EXPECT_EQ(sql.find("was_in"), std::string::npos);
+  EXPECT_NE(sql.find("IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN"), std::string::npos);
+  EXPECT_NE(sql.find("NEW OPERATOR(pg_catalog.*<>) OLD"), std::string::npos);
   EXPECT_NE(sql.find("CREATE TRIGGER \"pgferry_capture\" AFTER INSERT OR UPDATE OR DELETE ON \"public\".\"users\""),
             std::string::npos);
   EXPECT_NE(sql.find("CREATE TRIGGER \"pgferry_capture_truncate\" AFTER TRUNCATE ON \"public\".\"users\""),
             std::string::npos);
-  EXPECT_NE(sql.find("to_jsonb(NEW)"), std::string::npos);
-  EXPECT_NE(sql.find("pg_notify('pgferry'"), std::string::npos);
+  EXPECT_NE(sql.find("pg_catalog.to_jsonb(NEW)"), std::string::npos);
+  EXPECT_NE(sql.find("pg_catalog.pg_notify('pgferry'"), std::string::npos);
   EXPECT_NE(sql.find(std::to_string(kLockClass) + ", " + std::to_string(kListenLock)), std::string::npos);
-  EXPECT_FALSE(std::regex_search(sql, std::regex(R"(\{\{[a-z_]+\}\})"))) << "unreplaced placeholder";
+  EXPECT_FALSE(std::regex_search(sql, std::regex(R"(\{\{[#^/]?[a-z_]+\}\})"))) << "unreplaced placeholder";
+}
+
+TEST(CaptureSql, EveryNameTheFunctionUsesIsSchemaQualified) {
+  // The function runs under the writer's search_path (without a row filter it is not pinned), so
+  // a function, operator or type name left bare could be resolved to the writer's own code.
+  CaptureSpec spec = users_spec();
+  spec.columns = {"id", "doc"};
+  spec.text_columns = {"doc"};
+  for (int i = 0; i < 60; ++i) spec.columns.push_back("c" + std::to_string(i));  // two image calls, joined
+  const std::string fn = render_capture(spec).statements[0];
+  const std::string body = fn.substr(fn.find("AS $pgferry_capture$"));
+  std::string code;  // the body without its comments and string literals
+  for (size_t i = 0; i < body.size(); ++i) {
+    if (body.compare(i, 2, "--") == 0) {
+      i = body.find('\n', i);
+      if (i == std::string::npos) break;
+    } else if (body[i] == '\'') {
+      i = body.find('\'', i + 1);
+    } else {
+      code += body[i];
+    }
+  }
+  // Every call of a function is qualified, and no operator or cast is bare.
+  const std::regex call(R"(([A-Za-z_.]+)\()");
+  for (auto it = std::sregex_iterator(code.begin(), code.end(), call); it != std::sregex_iterator(); ++it) {
+    const std::string name = (*it)[1];
+    if (name == "ROW" || name == "COALESCE") continue;
+    if (name == "OPERATOR") {
+      EXPECT_EQ(code.compare(static_cast<size_t>(it->position(0) + it->length(0)), 11, "pg_catalog."), 0) << code;
+      continue;
+    }
+    EXPECT_EQ(name.rfind("pg_catalog.", 0), 0U) << "unqualified call of " << name << " in\n" << code;
+  }
+  EXPECT_FALSE(std::regex_search(code, std::regex(R"([^):] *(=|<>|\|\||\*<>) )"))) << code;
+  EXPECT_FALSE(std::regex_search(code, std::regex(R"(IS (NOT )?DISTINCT FROM)"))) << code;
+  EXPECT_FALSE(std::regex_search(code, std::regex(R"(::(?!pg_catalog\.))"))) << code;
+}
+
+TEST(CaptureSql, ARowFilterPinsTheSearchPath) {
+  // A row filter is the user's SQL, with bare names: its function runs with search_path pinned.
+  CaptureSpec spec = users_spec();
+  spec.where = "lower(status) = 'active'";
+  const std::string sql = joined(render_capture(spec));
+  EXPECT_NE(sql.find("SET search_path = pg_catalog, pg_temp"), std::string::npos);
+  EXPECT_NE(
+      sql.find("was_in := COALESCE((SELECT (lower(status) = 'active') FROM (SELECT OLD.*) AS pgferry_row), false)"),
+      std::string::npos)
+      << sql;
+  EXPECT_NE(sql.find("FROM \"pgferry_inserted\" AS pgferry_new WHERE COALESCE("), std::string::npos) << sql;
+  EXPECT_FALSE(std::regex_search(sql, std::regex(R"(\{\{[#^/]?[a-z_]+\}\})"))) << "unreplaced placeholder";
 }
 
 TEST(CaptureSql, TruncateTriggerOnlyWhenConfigured) {
@@ -63,9 +117,9 @@ TEST(CaptureSql, ColumnSubsetAndFilterAreCompiledIn) {
   const std::string sql = joined(render_capture(spec));
   EXPECT_NE(sql.find("jsonb_build_object('id', NEW.\"id\", 'first_name', NEW.\"first_name\")"), std::string::npos);
   EXPECT_EQ(sql.find("to_jsonb(NEW)"), std::string::npos);
-  EXPECT_NE(
-      sql.find("ROW(NEW.\"id\", NEW.\"first_name\")::text IS DISTINCT FROM ROW(OLD.\"id\", OLD.\"first_name\")::text"),
-      std::string::npos);
+  EXPECT_NE(sql.find("ROW(NEW.\"id\", NEW.\"first_name\")::pg_catalog.record OPERATOR(pg_catalog.*<>) "
+                     "ROW(OLD.\"id\", OLD.\"first_name\")::pg_catalog.record"),
+            std::string::npos);
   EXPECT_NE(sql.find("(SELECT (status = 'active') FROM (SELECT NEW.*) AS pgferry_row)"), std::string::npos);
   EXPECT_NE(sql.find("(SELECT (status = 'active') FROM (SELECT OLD.*) AS pgferry_row)"), std::string::npos);
 }
@@ -76,10 +130,12 @@ TEST(CaptureSql, JsonColumnsAreJournaledAsTheirText) {
   spec.columns = {"id", "tag", "doc"};
   spec.text_columns = {"tag", "doc"};
   const std::string sql = joined(render_capture(spec));
-  EXPECT_NE(sql.find("jsonb_build_object('id', NEW.\"id\", 'tag', NEW.\"tag\"::text, 'doc', NEW.\"doc\"::text)"),
+  EXPECT_NE(sql.find("jsonb_build_object('id', NEW.\"id\", 'tag', NEW.\"tag\"::pg_catalog.text, 'doc', "
+                     "NEW.\"doc\"::pg_catalog.text)"),
             std::string::npos)
       << sql;
-  EXPECT_NE(sql.find("jsonb_build_object('id', OLD.\"id\", 'tag', OLD.\"tag\"::text)"), std::string::npos) << sql;
+  EXPECT_NE(sql.find("jsonb_build_object('id', OLD.\"id\", 'tag', OLD.\"tag\"::pg_catalog.text)"), std::string::npos)
+      << sql;
   EXPECT_TRUE(captured_as_text("json"));
   EXPECT_TRUE(captured_as_text("jsonb"));
   EXPECT_FALSE(captured_as_text("text"));
@@ -99,12 +155,14 @@ TEST(CaptureSql, HostileNamesAppearOnlyQuoted) {
   EXPECT_EQ(sql.find("Odd \"Table\"; drop"), std::string::npos) << "an unquoted name leaked into the SQL";
 }
 
-TEST(CaptureSql, CompositeKeyComparesWholeKeyAsText) {
+TEST(CaptureSql, CompositeKeyComparesTheWholeKeysImage) {
   CaptureSpec spec = users_spec();
   spec.key_columns = {"tenant", "id"};
   const std::string sql = joined(render_capture(spec));
-  // As text: numeric 1 -> 1.00 is equal but changes the key the replicator knows the row by.
-  EXPECT_NE(sql.find("ROW(NEW.\"tenant\", NEW.\"id\")::text IS DISTINCT FROM ROW(OLD.\"tenant\", OLD.\"id\")::text"),
+  // By image, not equality: numeric 1 -> 1.00 is equal but changes the key the replicator knows
+  // the row by.
+  EXPECT_NE(sql.find("ROW(NEW.\"tenant\", NEW.\"id\")::pg_catalog.record OPERATOR(pg_catalog.*<>) "
+                     "ROW(OLD.\"tenant\", OLD.\"id\")::pg_catalog.record"),
             std::string::npos);
   EXPECT_NE(sql.find("jsonb_build_object('tenant', OLD.\"tenant\", 'id', OLD.\"id\")"), std::string::npos);
 }
@@ -117,14 +175,15 @@ TEST(CaptureSql, WideTablesStayUnderTheFunctionArgumentLimit) {
   const std::string image_start = "jsonb_build_object('c0'";
   const auto start = sql.find(image_start);
   ASSERT_NE(start, std::string::npos);
-  const auto end = sql.find(", clock_timestamp()", start);
+  const auto end = sql.find(", pg_catalog.clock_timestamp()", start);
   const std::string image = sql.substr(start, end - start);
   EXPECT_EQ(count_of(image, "jsonb_build_object("), 3);
-  EXPECT_EQ(count_of(image, " || "), 2);
-  // The first image in the function is the set-based INSERT's, over the transition table's rows.
-  EXPECT_NE(image.find("'c119', pgferry_new.\"c119\""), std::string::npos);
-  EXPECT_NE(image.find("'c49', pgferry_new.\"c49\")"), std::string::npos);
-  EXPECT_NE(sql.find("'c119', NEW.\"c119\""), std::string::npos);
+  EXPECT_EQ(count_of(image, " OPERATOR(pg_catalog.||) "), 2);
+  // The first image in the function is the UPDATE's, over NEW; the set-based INSERT's is over the
+  // transition table's rows.
+  EXPECT_NE(image.find("'c119', NEW.\"c119\""), std::string::npos);
+  EXPECT_NE(image.find("'c49', NEW.\"c49\")"), std::string::npos);
+  EXPECT_NE(sql.find("'c119', pgferry_new.\"c119\""), std::string::npos);
 }
 
 TEST(CaptureSql, FingerprintIsStableAndNoticesEveryChange) {
@@ -209,7 +268,7 @@ TEST(CaptureSql, NoJsonbBuildObjectCallExceedsOneHundredArguments) {
   for (const int n : arities) EXPECT_LE(n, 100);
   // The 61-column key (id, k0..k59) is split too: 50 + 11 pairs.
   EXPECT_NE(sql.find("jsonb_build_object('id', OLD.\"id\", "), std::string::npos);
-  EXPECT_NE(sql.find(" || jsonb_build_object('k49', OLD.\"k49\", "), std::string::npos);
+  EXPECT_NE(sql.find(" OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('k49', OLD.\"k49\", "), std::string::npos);
 }
 
 TEST(CaptureSql, ChunksSplitExactlyAfterFiftyPairs) {
@@ -219,8 +278,9 @@ TEST(CaptureSql, ChunksSplitExactlyAfterFiftyPairs) {
   fifty_one.columns.emplace_back("c50");
   const std::string one_call = joined(render_capture(fifty));
   const std::string two_calls = joined(render_capture(fifty_one));
-  EXPECT_EQ(one_call.find("NEW.\"c49\") || jsonb_build_object("), std::string::npos);
-  EXPECT_NE(two_calls.find("NEW.\"c49\") || jsonb_build_object('c50', NEW.\"c50\")"), std::string::npos);
+  EXPECT_EQ(one_call.find("NEW.\"c49\") OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object("), std::string::npos);
+  EXPECT_NE(two_calls.find("NEW.\"c49\") OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('c50', NEW.\"c50\")"),
+            std::string::npos);
 }
 
 TEST(CaptureSql, StatementsComeInInstallOrder) {
@@ -273,7 +333,7 @@ TEST(CaptureSql, ASetBasedTableCapturesInsertsPerStatementBehindAGuard) {
                                                            "pgferry_capture_guard", "pgferry_capture_truncate"}));
   // The journal rows come from the transition table, filtered and imaged like the row path's.
   const std::string& fn = ddl.statements[0];
-  EXPECT_NE(fn.find("FROM \"pgferry_inserted\" AS pgferry_new WHERE coalesce((SELECT (active) FROM (SELECT "
+  EXPECT_NE(fn.find("FROM \"pgferry_inserted\" AS pgferry_new WHERE COALESCE((SELECT (active) FROM (SELECT "
                     "pgferry_new.*) AS pgferry_row), false)"),
             std::string::npos)
       << fn;
@@ -284,8 +344,10 @@ TEST(CaptureSql, JournalRowsCarryTheTableId) {
   CaptureSpec spec = users_spec();
   spec.table_id = 4242;
   const std::string fn = render_capture(spec).statements[0];
-  EXPECT_EQ(count_of(fn, "pg_current_xact_id(), 4242, "), 8) << fn;
+  EXPECT_EQ(count_of(fn, "pg_current_xact_id(), 4242, "), 6) << fn;  // U (key changed or not), I, T, I, D
   EXPECT_EQ(fn.find("{{table_id}}"), std::string::npos);
+  spec.where = "true";  // and U, U, D, I in the filtered UPDATE
+  EXPECT_EQ(count_of(render_capture(spec).statements[0], "pg_current_xact_id(), 4242, "), 8);
 }
 
 TEST(CaptureSql, FingerprintCoversTheStatementsAndTheTable) {
