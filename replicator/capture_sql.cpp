@@ -70,7 +70,7 @@ std::string images_differ(std::string_view a, std::string_view b) {
 }
 
 // The template with its sections resolved: a section from {{#name}} to {{/name}} is kept when
-// flags[name] is true, one from {{^name}} to {{/name}} when it is false. Sections do not nest.
+// flags[name] is true. Sections do not nest.
 std::string resolve_sections(std::string_view tmpl, const std::map<std::string, bool, std::less<>>& flags) {
   std::string out;
   size_t pos = 0;
@@ -81,14 +81,12 @@ std::string resolve_sections(std::string_view tmpl, const std::map<std::string, 
     std::string closing;
     bool keep = false;
     for (const auto& [flag, value] : flags) {
-      for (const char mark : {'#', '^'}) {
-        std::string tag = fmt::format("{{{{{}{}}}}}", mark, flag);
-        if (const auto at = tmpl.find(tag, pos); at < open) {
-          open = at;
-          opening = std::move(tag);
-          closing = fmt::format("{{{{/{}}}}}", flag);
-          keep = mark == '#' ? value : !value;
-        }
+      std::string tag = fmt::format("{{{{#{}}}}}", flag);
+      if (const auto at = tmpl.find(tag, pos); at < open) {
+        open = at;
+        opening = std::move(tag);
+        closing = fmt::format("{{{{/{}}}}}", flag);
+        keep = value;
       }
     }
     if (open == std::string_view::npos) break;

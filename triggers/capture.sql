@@ -1,6 +1,6 @@
 -- Template of the capture function pgferry installs for each replicated table (rendered by
 -- replicator/capture_sql.cpp; {{...}} are filled in per table, and a section between the
--- #filtered (^filtered) mark and /filtered is kept only for a table with (without) a row filter).
+-- #filtered and /filtered marks is kept only for a table with a row filter).
 -- One function per table lets the column list, key and row filter be compiled in instead of
 -- interpreted on every row.
 --
@@ -43,7 +43,20 @@ LANGUAGE plpgsql SECURITY DEFINER
   is_in  boolean;
 {{/filtered}}BEGIN
   IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
-{{^filtered}}    IF {{key_changed}} THEN
+{{#filtered}}    was_in := {{old_in}};
+    is_in := {{new_in}};
+    IF NOT (was_in AND is_in) THEN  -- moved out of the filter or into it, or never in it
+      IF was_in THEN
+        INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
+        VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'D', {{old_key}}, NULL, pg_catalog.clock_timestamp());
+      ELSIF is_in THEN
+        INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
+        VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'I', NULL, {{new_image}}, pg_catalog.clock_timestamp());
+      ELSE
+        RETURN NULL;
+      END IF;
+    ELSE  -- in the filter before and after: what an unfiltered table does
+{{/filtered}}    IF {{key_changed}} THEN
       INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
       VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'U', {{old_key}}, {{new_image}}, pg_catalog.clock_timestamp());
     ELSIF {{row_changed}} THEN
@@ -52,27 +65,7 @@ LANGUAGE plpgsql SECURITY DEFINER
     ELSE
       RETURN NULL;
     END IF;
-{{/filtered}}{{#filtered}}    was_in := {{old_in}};
-    is_in := {{new_in}};
-    IF was_in AND is_in THEN
-      IF {{key_changed}} THEN
-        INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-        VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'U', {{old_key}}, {{new_image}}, pg_catalog.clock_timestamp());
-      ELSIF {{row_changed}} THEN
-        INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-        VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'U', NULL, {{new_image}}, pg_catalog.clock_timestamp());
-      ELSE
-        RETURN NULL;
-      END IF;
-    ELSIF was_in THEN
-      INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-      VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'D', {{old_key}}, NULL, pg_catalog.clock_timestamp());
-    ELSIF is_in THEN
-      INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
-      VALUES (pg_catalog.nextval('pgferry.journal_id_seq'), pg_catalog.pg_current_xact_id(), {{table_id}}, 'I', NULL, {{new_image}}, pg_catalog.clock_timestamp());
-    ELSE
-      RETURN NULL;
-    END IF;
+{{#filtered}}    END IF;
 {{/filtered}}  ELSIF TG_LEVEL OPERATOR(pg_catalog.=) 'STATEMENT' THEN
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
       INSERT INTO pgferry.journal (id, xid, table_id, op, old_key, new_row, captured_at)
