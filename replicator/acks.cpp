@@ -102,6 +102,12 @@ void cancel(Session& s) {
   }
 }
 
+// A new run's number in pgferry.applied_batch.
+std::string new_run_id() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}", rd(), rd());
+}
+
 }  // namespace
 
 Acks::Acks(std::string source_conninfo, std::string target_conninfo, bool durable_on_commit)
@@ -109,25 +115,13 @@ Acks::Acks(std::string source_conninfo, std::string target_conninfo, bool durabl
       target_conninfo_(std::move(target_conninfo)),
       durable_on_commit_(durable_on_commit),
       hold_flush_(std::getenv("PGFERRY_TEST_HOLD_FLUSH") != nullptr) {
-  new_run();
-}
-
-void Acks::new_run() {
-  std::random_device rd;
-  run_ = fmt::format("{:08x}{:08x}", rd(), rd());
+  run_.id = new_run_id();
 }
 
 void Acks::restart() {
   stop();
-  new_run();
-  pending_.clear();
-  unknown_.reset();
-  rows_ = 0;
-  next_seq_ = 0;
-  committed_below_ = 0;
-  acked_ = -1;
-  cleaned_ = -1;
-  cleaning_ = -1;
+  run_ = Run{};
+  run_.id = new_run_id();
   discarded_ = true;  // whatever was read past this run's batches is stale
 }
 
@@ -137,31 +131,35 @@ Statement Acks::marker(const std::vector<std::int64_t>& ids, const std::vector<s
   // A number no attempt had: a COMMIT whose outcome the applier never learned (the connection
   // died meanwhile) may have committed its marker, and the batch is then applied again.
   return {"INSERT INTO pgferry.applied_batch (run, batch, ids, xids) VALUES ($1, $2, $3, $4)",
-          {run_, std::to_string(next_seq_++), pg_array(ids), pg_array(xids)}};
+          {run_.id, std::to_string(run_.next_seq++), pg_array(ids), pg_array(xids)}};
+}
+
+Acks::Batch Acks::last_marker_batch(const std::vector<std::int64_t>& ids,
+                                    const std::vector<std::string_view>& xids) const {
+  Batch b;
+  b.ids = ids;
+  b.xids.assign(xids.begin(), xids.end());
+  b.seq = last_marker();
+  return b;
+}
+
+void Acks::push_committed(Batch b) {
+  run_.committed_below = run_.next_seq;
+  b.durable = durable_on_commit_;
+  run_.rows += b.ids.size();
+  run_.pending.push_back(std::move(b));
 }
 
 void Acks::committed(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) {
-  Batch b;
-  b.ids = ids;
-  b.xids.assign(xids.begin(), xids.end());
-  b.seq = next_seq_ - 1;  // the last marker's number
-  committed_below_ = next_seq_;
-  b.durable = durable_on_commit_;
-  rows_ += b.ids.size();
-  pending_.push_back(std::move(b));
+  push_committed(last_marker_batch(ids, xids));
 }
 
-void Acks::commit_unknown(std::int64_t seq, const std::vector<std::int64_t>& ids,
-                          const std::vector<std::string_view>& xids) {
-  Batch b;
-  b.ids = ids;
-  b.xids.assign(xids.begin(), xids.end());
-  b.seq = seq;
-  unknown_ = std::move(b);
+void Acks::commit_unknown(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids) {
+  run_.unknown = last_marker_batch(ids, xids);
 }
 
 bool Acks::waiting_for_flush() const noexcept {
-  return !pending_.empty() && !pending_.back().durable;  // durable batches are a prefix
+  return !run_.pending.empty() && !run_.pending.back().durable;  // durable batches are a prefix
 }
 
 std::string Acks::pending_ids(const std::vector<std::int64_t>& extra) const {
@@ -170,7 +168,7 @@ std::string Acks::pending_ids(const std::vector<std::int64_t>& extra) const {
     if (out.size() > 1) out += ',';
     out += std::to_string(id);
   };
-  for (const auto& b : pending_) {
+  for (const auto& b : run_.pending) {
     for (const auto id : b.ids) add(id);
   }
   for (const auto id : extra) add(id);
@@ -181,28 +179,25 @@ std::string Acks::pending_ids(const std::vector<std::int64_t>& extra) const {
 Status Acks::adopt(Session& source, Session& target) {
   // This run's batches the target lost in a crash: read again, in order.
   if (waiting_for_flush()) {
-    auto r = target.scalar(kSurvivor, {run_});
+    auto r = target.scalar(kSurvivor, {run_.id});
     if (!r) return std::move(r).error();
     lost_after(r->empty() ? -1 : std::stoll(*r));
   }
   // The batch whose COMMIT result was lost: its marker is there if and only if it committed (and
   // survived whatever ended the connection). Applied again, its rejected changes would be filed
   // in sync_errors twice and its rows counted twice in table_state.
-  if (auto b = std::exchange(unknown_, std::nullopt); b && b->seq == next_seq_ - 1) {
+  if (auto b = std::exchange(run_.unknown, std::nullopt); b && b->seq == last_marker()) {
     auto there = target.scalar("SELECT count(*) FROM pgferry.applied_batch WHERE run = $1 AND batch = $2",
-                               {run_, std::to_string(b->seq)});
+                               {run_.id, std::to_string(b->seq)});
     if (!there) {
-      unknown_ = std::move(b);  // asked again after the next reconnect
+      run_.unknown = std::move(b);  // asked again after the next reconnect
       return std::move(there).error();
     }
     if (*there != "0") {
       spdlog::info(
           "the batch whose COMMIT result was lost ({} journal row(s)) had committed on the target: not applied again",
           b->ids.size());
-      b->durable = durable_on_commit_;
-      committed_below_ = next_seq_;
-      rows_ += b->ids.size();
-      pending_.push_back(std::move(*b));
+      push_committed(std::move(*b));
     } else {
       spdlog::info("the batch whose COMMIT result was lost ({} journal row(s)) had not committed: applied again",
                    b->ids.size());
@@ -210,7 +205,7 @@ Status Acks::adopt(Session& source, Session& target) {
   }
   // Earlier runs' batches: applied, perhaps not flushed yet (a flush here covers every commit
   // this session can see), then acknowledged, then forgotten.
-  auto orphans = target.query(kOrphans, {run_});
+  auto orphans = target.query(kOrphans, {run_.id});
   if (!orphans) return std::move(orphans).error();
   const PGresult* r = orphans->get();
   const int n = PQntuples(r);
@@ -246,10 +241,11 @@ Status Acks::poll(Clock::time_point now) {
   Status out = Ok{};
   if (auto e = collect_flush(false); e) out = std::move(*e);
   if (auto e = collect_ack(false); e && out) out = std::move(*e);
-  if (!flushing_ && (waiting_for_flush() || cleaned_ < acked_) && !hold_flush_ && now - last_flush_ >= kFlushEvery) {
+  if (!flushing_ && (waiting_for_flush() || run_.cleaned < run_.acked) && !hold_flush_ &&
+      now - last_flush_ >= kFlushEvery) {
     if (auto e = send_flush(now); e && out) out = std::move(*e);
   }
-  if (acking_ == 0 && !pending_.empty() && pending_.front().durable && now >= acker_retry_at_) {
+  if (acking_ == 0 && !run_.pending.empty() && run_.pending.front().durable && now >= acker_retry_at_) {
     if (auto e = send_ack(now); e && out) out = std::move(*e);
   }
   return out;
@@ -259,8 +255,9 @@ Acks::Clock::duration Acks::next_poll(Clock::time_point now) const {
   constexpr Clock::duration kSoon = milliseconds(1);
   if (flushing_ || acking_ > 0) return kSoon;  // collected as soon as it is back
   Clock::duration wait = Clock::duration::max();
-  if (waiting_for_flush() || cleaned_ < acked_) wait = std::max(kSoon, last_flush_ + kFlushEvery - now);
-  if (!pending_.empty() && pending_.front().durable) wait = std::min(wait, std::max(kSoon, acker_retry_at_ - now));
+  if (waiting_for_flush() || run_.cleaned < run_.acked) wait = std::max(kSoon, last_flush_ + kFlushEvery - now);
+  if (!run_.pending.empty() && run_.pending.front().durable)
+    wait = std::min(wait, std::max(kSoon, acker_retry_at_ - now));
   return wait;
 }
 
@@ -279,18 +276,18 @@ Status Acks::settle(Session& source, Session& target) {
   if (waiting_for_flush()) {
     // On the applier's own session: it committed them, so its flush covers them all.
     if (auto r = target.run(kFlushHere); !r) return r;
-    for (auto& b : pending_) b.durable = true;
+    for (auto& b : run_.pending) b.durable = true;
   }
-  if (!pending_.empty()) {
-    auto r = source.query(kAck, ack_params(pending_.size()));
+  if (!run_.pending.empty()) {
+    auto r = source.query(kAck, ack_params(run_.pending.size()));
     if (!r) return std::move(r).error();
-    acked(pending_.size());
+    acked(run_.pending.size());
   }
-  if (cleaned_ < acked_) {
+  if (run_.cleaned < run_.acked) {
     auto r = target.query("DELETE FROM pgferry.applied_batch WHERE run = $1 AND batch <= $2",
-                          {run_, std::to_string(acked_)});
+                          {run_.id, std::to_string(run_.acked)});
     if (!r) return std::move(r).error();
-    cleaned_ = acked_;
+    run_.cleaned = run_.acked;
   }
   return Ok{};
 }
@@ -321,10 +318,10 @@ std::optional<Error> Acks::collect_flush(bool wait) {
   const auto covers = *flushing_;
   flushing_.reset();
   if (e->empty() && row.size() == 2) {
-    cleaned_ = std::max(cleaned_, cleaning_);
+    run_.cleaned = std::max(run_.cleaned, run_.cleaning);
     const std::int64_t survivor = row[1].empty() ? -1 : std::stoll(row[1]);
     bool lost = false;
-    for (auto& b : pending_) {
+    for (auto& b : run_.pending) {
       if (b.seq >= covers) break;
       if (b.seq <= survivor) {
         b.durable = true;
@@ -367,15 +364,15 @@ std::optional<Error> Acks::send_flush(Clock::time_point now) {
     if (auto r = s->run("SET synchronous_commit = local"); !r) return std::move(r).error();
     flusher_.emplace(std::move(*s));
   }
-  const std::string cleaning = std::to_string(acked_);
-  const std::array<const char*, 2> values{run_.c_str(), cleaning.c_str()};
+  const std::string cleaning = std::to_string(run_.acked);
+  const std::array<const char*, 2> values{run_.id.c_str(), cleaning.c_str()};
   if (PQsendQueryParams(flusher_->raw(), kFlush, 2, nullptr, values.data(), nullptr, nullptr, 0) != 1) {
     std::string why = PQerrorMessage(flusher_->raw());
     flusher_.reset();
     return runtime_error("target database", "cannot send the flush of the target's WAL: " + why);
   }
-  flushing_ = committed_below_;
-  cleaning_ = acked_;
+  flushing_ = run_.committed_below;
+  run_.cleaning = run_.acked;
   last_flush_ = now;
   return std::nullopt;
 }
@@ -391,7 +388,7 @@ std::optional<Error> Acks::send_ack(Clock::time_point now) {
     acker_.emplace(std::move(*s));
   }
   std::size_t batches = 0;
-  while (batches < pending_.size() && pending_[batches].durable) ++batches;
+  while (batches < run_.pending.size() && run_.pending[batches].durable) ++batches;
   const auto params = ack_params(batches);
   const std::array<const char*, 2> values{params[0]->c_str(), params[1]->c_str()};
   if (PQsendQueryParams(acker_->raw(), kAck, 2, nullptr, values.data(), nullptr, nullptr, 0) != 1) {
@@ -407,13 +404,13 @@ std::optional<Error> Acks::send_ack(Clock::time_point now) {
 void Acks::lost_after(std::int64_t survivor) {
   std::size_t batches = 0;
   std::size_t rows = 0;
-  while (!pending_.empty() && pending_.back().seq > survivor) {
-    rows += pending_.back().ids.size();
-    pending_.pop_back();
+  while (!run_.pending.empty() && run_.pending.back().seq > survivor) {
+    rows += run_.pending.back().ids.size();
+    run_.pending.pop_back();
     ++batches;
   }
   // An ack in flight is for durable batches, which survive any crash: none of these.
-  rows_ -= rows;
+  run_.rows -= rows;
   if (batches > 0) {
     discarded_ = true;
     spdlog::warn(
@@ -424,11 +421,11 @@ void Acks::lost_after(std::int64_t survivor) {
 }
 
 void Acks::acked(std::size_t batches) {
-  for (std::size_t i = 0; i < batches && !pending_.empty(); ++i) {
-    acked_ = pending_.front().seq;
-    rows_ -= pending_.front().ids.size();
-    acked_rows_ += pending_.front().ids.size();
-    pending_.pop_front();
+  for (std::size_t i = 0; i < batches && !run_.pending.empty(); ++i) {
+    run_.acked = run_.pending.front().seq;
+    run_.rows -= run_.pending.front().ids.size();
+    acked_rows_ += run_.pending.front().ids.size();
+    run_.pending.pop_front();
   }
 }
 
@@ -436,7 +433,7 @@ std::vector<Param> Acks::ack_params(std::size_t batches) const {
   std::string ids = "{";
   std::string xids = "{";
   for (std::size_t i = 0; i < batches; ++i) {
-    const auto& b = pending_[i];
+    const auto& b = run_.pending[i];
     for (std::size_t k = 0; k < b.ids.size(); ++k) {
       if (ids.size() > 1) {
         ids += ',';

@@ -60,19 +60,18 @@ class Acks {
   void committed(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids);
 
   /// The number of the last marker made (the batch whose transaction it is in).
-  [[nodiscard]] std::int64_t last_marker() const noexcept { return next_seq_ - 1; }
-  /// The connection died after the batch with marker `seq` had sent its COMMIT: whether it
+  [[nodiscard]] std::int64_t last_marker() const noexcept { return run_.next_seq - 1; }
+  /// The connection died after the batch of the last marker had sent its COMMIT: whether it
   /// committed is unknown until the applier reconnects, when adopt() looks for its marker.
-  void commit_unknown(std::int64_t seq, const std::vector<std::int64_t>& ids,
-                      const std::vector<std::string_view>& xids);
+  void commit_unknown(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids);
 
   /// bigint[] text: every journal id applied and not yet acknowledged, then `extra`.
   [[nodiscard]] std::string pending_ids(const std::vector<std::int64_t>& extra = {}) const;
   /// Journal rows applied and not yet acknowledged.
-  [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
+  [[nodiscard]] std::size_t rows() const noexcept { return run_.rows; }
   /// Nothing waits to be flushed, acknowledged or cleaned up, and nothing is in flight.
   [[nodiscard]] bool idle() const noexcept {
-    return pending_.empty() && !flushing_ && acking_ == 0 && cleaned_ >= acked_;
+    return run_.pending.empty() && !flushing_ && acking_ == 0 && run_.cleaned >= run_.acked;
   }
 
   /// After the applier (re)connected, before it applies anything: acknowledges what earlier runs
@@ -115,7 +114,11 @@ class Acks {
     bool durable = false;  // the target has flushed it
   };
 
-  void new_run();
+  /// The batch of journal rows `ids` (of transactions `xids`) under the last marker made.
+  [[nodiscard]] Batch last_marker_batch(const std::vector<std::int64_t>& ids,
+                                        const std::vector<std::string_view>& xids) const;
+  /// Takes `b` as committed on the target: pending until acknowledged.
+  void push_committed(Batch b);
   std::optional<Error> collect_flush(bool wait);
   std::optional<Error> collect_ack(bool wait);
   std::optional<Error> send_flush(Clock::time_point now);
@@ -131,22 +134,26 @@ class Acks {
   std::string target_conninfo_;
   bool durable_on_commit_;
   bool hold_flush_;  // tests: PGFERRY_TEST_HOLD_FLUSH keeps the flusher from flushing
-  std::string run_;  // this process, in pgferry.applied_batch
 
-  std::deque<Batch> pending_;     // committed, not yet acknowledged, in commit order
-  std::optional<Batch> unknown_;  // its COMMIT sent, the result lost (commit_unknown)
-  std::size_t rows_ = 0;
-  // Batch numbers follow the applier's commit order; a number is used once, by one attempt.
-  std::int64_t next_seq_ = 0;         // the next attempt's number
-  std::int64_t committed_below_ = 0;  // every batch committed so far is numbered below this
-  std::int64_t acked_ = -1;           // batches numbered up to this are acknowledged...
-  std::int64_t cleaned_ = -1;         // ...and up to this their applied_batch rows deleted
+  /// This run's batches: restart() starts all of it over.
+  struct Run {
+    std::string id;                // in pgferry.applied_batch
+    std::deque<Batch> pending;     // committed, not yet acknowledged, in commit order
+    std::optional<Batch> unknown;  // its COMMIT sent, the result lost (commit_unknown)
+    std::size_t rows = 0;
+    // Batch numbers follow the applier's commit order; a number is used once, by one attempt.
+    std::int64_t next_seq = 0;         // the next attempt's number
+    std::int64_t committed_below = 0;  // every batch committed so far is numbered below this
+    std::int64_t acked = -1;           // batches numbered up to this are acknowledged...
+    std::int64_t cleaned = -1;         // ...and up to this their applied_batch rows deleted
+    std::int64_t cleaning = -1;        // the applied_batch rows the flush in flight deletes
+  };
+  Run run_;
   bool discarded_ = false;
   std::uint64_t acked_rows_ = 0;
 
   std::optional<Session> flusher_;
   std::optional<std::int64_t> flushing_;  // a flush in flight: for the batches numbered below this
-  std::int64_t cleaning_ = -1;            // the applied_batch rows the flush in flight deletes
   Clock::time_point last_flush_{};
 
   std::function<void(PGconn*)> on_wait_;

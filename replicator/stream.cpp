@@ -1042,7 +1042,7 @@ class Worker {
     const auto no_marker = acks_.last_marker();
     const auto outcome_lost = [&](Status st) {
       if (acks_.last_marker() != no_marker && (!target_ || !target_->alive())) {
-        acks_.commit_unknown(acks_.last_marker(), ids, xids);
+        acks_.commit_unknown(ids, xids);
       }
       return st;
     };
