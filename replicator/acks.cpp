@@ -10,6 +10,8 @@
 #include <random>
 #include <utility>
 
+#include "journal.hpp"
+
 namespace pgferry {
 namespace {
 
@@ -131,7 +133,8 @@ Statement Acks::marker(const std::vector<std::int64_t>& ids, const std::vector<s
   // A number no attempt had: a COMMIT whose outcome the applier never learned (the connection
   // died meanwhile) may have committed its marker, and the batch is then applied again.
   return {"INSERT INTO pgferry.applied_batch (run, batch, ids, xids) VALUES ($1, $2, $3, $4)",
-          {run_.id, std::to_string(run_.next_seq++), pg_array(ids), pg_array(xids)}};
+          {run_.id, std::to_string(run_.next_seq++), pg_array(ids), pg_array(xids)},
+          Statement::kReused};
 }
 
 Acks::Batch Acks::last_marker_batch(const std::vector<std::int64_t>& ids,
@@ -163,17 +166,9 @@ bool Acks::waiting_for_flush() const noexcept {
 }
 
 std::string Acks::pending_ids(const std::vector<std::int64_t>& extra) const {
-  std::string out = "{";
-  auto add = [&](std::int64_t id) {
-    if (out.size() > 1) out += ',';
-    out += std::to_string(id);
-  };
-  for (const auto& b : run_.pending) {
-    for (const auto id : b.ids) add(id);
-  }
-  for (const auto id : extra) add(id);
-  out += '}';
-  return out;
+  std::vector<std::int64_t> ids = extra;
+  for (const auto& b : run_.pending) ids.insert(ids.end(), b.ids.begin(), b.ids.end());
+  return id_ranges(std::move(ids));
 }
 
 Status Acks::adopt(Session& source, Session& target) {

@@ -65,7 +65,8 @@ class Acks {
   /// committed is unknown until the applier reconnects, when adopt() looks for its marker.
   void commit_unknown(const std::vector<std::int64_t>& ids, const std::vector<std::string_view>& xids);
 
-  /// bigint[] text: every journal id applied and not yet acknowledged, then `extra`.
+  /// int8multirange text (id_ranges) of every journal id applied and not yet acknowledged, and
+  /// of `extra`: what a read ahead passes over.
   [[nodiscard]] std::string pending_ids(const std::vector<std::int64_t>& extra = {}) const;
   /// Journal rows applied and not yet acknowledged.
   [[nodiscard]] std::size_t rows() const noexcept { return run_.rows; }

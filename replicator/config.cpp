@@ -151,6 +151,7 @@ class Parser {
         {"PGFERRY_GUARD_MIN_ROWS", "guard.min_rows"},
         {"PGFERRY_VERIFY_EVERY", "verify.every"},
         {"PGFERRY_DOORBELL_OFF_ABOVE", "doorbell.off_above"},
+        {"PGFERRY_DOORBELL_BUSY_INTERVAL", "doorbell.busy_interval"},
         {"PGFERRY_POLL_INTERVAL", "poll_interval"},
         {"PGFERRY_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
         {"PGFERRY_HTTP_LISTEN", "http.listen"},
@@ -639,12 +640,19 @@ class Parser {
   }
 
   Status parse_doorbell(const YAML::Node& node, DoorbellConfig& d) {
-    auto has = section(node, "doorbell", {"off_above"}, "doorbell: {off_above: 1000}");
+    auto has =
+        section(node, "doorbell", {"off_above", "busy_interval"}, "doorbell: {off_above: 1000, busy_interval: 2ms}");
     if (!has) return std::move(has).error();
     if (!*has) return Ok{};
-    return int_key(node, "doorbell", "off_above", 0, 1'000'000'000, d.off_above,
-                   "use e.g. 1000 (the default: source transactions per second), or 0 to turn the doorbell off "
-                   "whenever run applies anything");
+    if (auto s = int_key(node, "doorbell", "off_above", 0, 1'000'000'000, d.off_above,
+                         "use e.g. 1000 (the default: source transactions per second), or 0 to turn the doorbell off "
+                         "whenever run applies anything");
+        !s) {
+      return s;
+    }
+    return duration_key(node, "doorbell", "busy_interval", milliseconds(1), milliseconds(1000), d.busy_interval,
+                        "use e.g. 2ms (the default): longer saves CPU on both databases while writers are busy, "
+                        "and adds up to that much latency then");
   }
 
   Status parse_apply(const YAML::Node& node, ApplyConfig& apply) {

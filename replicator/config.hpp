@@ -110,6 +110,9 @@ struct DoorbellConfig {
   /// turns the doorbell off while it applies (writers then skip NOTIFY); 0: off whenever it
   /// applies anything.
   std::int64_t off_above = 1000;
+  /// While the doorbell is off, a read of the journal starts at most this often: the batches of
+  /// busy writers carry this long's worth of transactions instead of one or two each.
+  std::chrono::milliseconds busy_interval{2};
 };
 
 /// `verify` inside `run`: every `every` (0: never), compare source and target and log what differs.

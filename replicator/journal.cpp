@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <algorithm>
+#include <iterator>
+
 namespace pgferry {
 namespace {
 
@@ -330,6 +333,19 @@ std::string json_quote(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 2);
   append_json_string(out, text);
+  return out;
+}
+
+std::string id_ranges(std::vector<std::int64_t> ids) {
+  std::sort(ids.begin(), ids.end());
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size();) {
+    std::size_t last = i;
+    while (last + 1 < ids.size() && ids[last + 1] <= ids[last] + 1) ++last;
+    fmt::format_to(std::back_inserter(out), "{}[{},{}]", out.size() > 1 ? "," : "", ids[i], ids[last]);
+    i = last + 1;
+  }
+  out += '}';
   return out;
 }
 

@@ -49,4 +49,11 @@ struct Change {
 /// Turns a key array ([42,"eu"]) into a JSON object keyed by `names` ({"id":42,"region":"eu"}).
 [[nodiscard]] Result<std::string> key_object(std::string_view key_array_json, const std::vector<std::string>& names);
 
+/// `ids` as int8multirange text, runs of consecutive ids merged: "{[1,3],[7,7]}" ("{}" when
+/// empty). The journal ids of the batches in flight are mostly consecutive, so this stays a few
+/// ranges where a bigint[] of them held thousands of ids, and the reader tests a row against it
+/// (`@>`) by binary search whether its statement was planned for the values or prepared (a
+/// `<> ALL` over a bigint[] parameter of a prepared statement is a linear scan per row).
+[[nodiscard]] std::string id_ranges(std::vector<std::int64_t> ids);
+
 }  // namespace pgferry

@@ -126,7 +126,8 @@ flush), journal.vacuum_after_rows (50000; 0 leaves the journal to
 autovacuum), reconnect.initial_delay (100ms), reconnect.max_delay (30s), reconnect.max_attempts
 (0 = forever), connection.heartbeat_interval (10s), guard.max_delete_fraction (0.5), sweep.interval (60s),
 verify.every (0s = off), poll_interval (1s, the idle safety net behind the doorbell),
-doorbell.off_above (1000 source transactions a second: above it writers stop ringing), shutdown_timeout (30s), http.listen (127.0.0.1:9187: /metrics, /healthz, /readyz, /status; see
+doorbell.off_above (1000 source transactions a second: above it writers stop ringing),
+doorbell.busy_interval (2ms: how often the journal is read at most while writers stop ringing), shutdown_timeout (30s), http.listen (127.0.0.1:9187: /metrics, /healthz, /readyz, /status; see
 docs/METRICS.md), health.max_lag (30s: not ready above it), health.check_interval (5s).)") +
               kFooter);
 

@@ -104,6 +104,22 @@ Result<PgResultPtr> Session::exec_prepared(const std::string& name, const std::v
                name);
 }
 
+Result<std::optional<std::string>> Session::reused_name(std::string_view sql) {
+  const std::string key(sql);
+  if (auto it = reused_.find(key); it != reused_.end()) return std::optional<std::string>(it->second);
+  if (reused_.size() >= kMaxReused) return std::optional<std::string>();
+  std::string name = fmt::format("pgferry_reused_{}", reused_.size() + 1);
+  if (auto p = prepare(name, sql); !p) return std::move(p).error();
+  reused_.emplace(key, name);
+  return std::optional<std::string>(std::move(name));
+}
+
+Result<PgResultPtr> Session::query_reused(std::string_view sql, const std::vector<Param>& params) {
+  auto name = reused_name(sql);
+  if (!name) return std::move(name).error();
+  return *name ? exec_prepared(**name, params) : query(sql, params);
+}
+
 Result<PgResultPtr> Session::exec(std::string_view sql) {
   return check(PgResultPtr(PQexec(conn_.get(), std::string(sql).c_str())), sql);
 }
@@ -140,16 +156,26 @@ Error Session::lost_pipeline(std::string_view what) {
 }
 
 Status Session::send_pipeline(const std::vector<Statement>& statements) {
+  // The names of the reused statements, each prepared now if new (outside the pipeline).
+  std::vector<std::optional<std::string>> names(statements.size());
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    if (statements[i].kind == Statement::kNamed) names[i] = statements[i].text;
+    if (statements[i].kind != Statement::kReused) continue;
+    auto name = reused_name(statements[i].text);
+    if (!name) return std::move(name).error();
+    names[i] = std::move(*name);
+  }
   // Some of it may be on the wire when sending fails: the session cannot be used again.
   if (PQenterPipelineMode(conn_.get()) != 1) return lost_pipeline("cannot enter pipeline mode");
   std::vector<const char*> values;
-  for (const auto& st : statements) {
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    const auto& st = statements[i];
     values.clear();
     for (const auto& p : st.params) values.push_back(p ? p->c_str() : nullptr);
     const int n = static_cast<int>(values.size());
     const int sent =
-        st.prepared ? PQsendQueryPrepared(conn_.get(), st.text.c_str(), n, values.data(), nullptr, nullptr, 0)
-                    : PQsendQueryParams(conn_.get(), st.text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
+        names[i] ? PQsendQueryPrepared(conn_.get(), names[i]->c_str(), n, values.data(), nullptr, nullptr, 0)
+                 : PQsendQueryParams(conn_.get(), st.text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
     if (sent != 1) return lost_pipeline("cannot send a pipelined statement");
   }
   if (PQpipelineSync(conn_.get()) != 1) return lost_pipeline("cannot send a pipeline's sync");

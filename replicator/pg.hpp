@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -49,9 +50,14 @@ using Param = std::optional<std::string>;
 
 /// One statement of a pipeline: SQL with text parameters $1..$n, or a prepared statement's name.
 struct Statement {
+  enum Kind {
+    kText,    ///< parsed and planned every time it runs
+    kNamed,   ///< `text` names a statement prepared with Session::prepare
+    kReused,  ///< prepared by the session the first time it runs (Session::query_reused)
+  };
   std::string text;
   std::vector<Param> params;
-  bool prepared = false;
+  Kind kind = kText;
 };
 
 /// One blocking connection, labelled ("source", "target") for messages.
@@ -69,13 +75,22 @@ class Session {
   [[nodiscard]] Status prepare(const std::string& name, std::string_view sql);
   /// Runs a prepared statement with text parameters.
   [[nodiscard]] Result<PgResultPtr> exec_prepared(const std::string& name, const std::vector<Param>& params);
+  /// Runs `sql` as a statement this session prepares the first time it runs it: parsed once,
+  /// and planned once the server finds its generic plan as good as one made for the values
+  /// (after five runs), instead of both on every run. For the statements a stream runs once or
+  /// more per batch (~0.1 ms of server CPU each, planned every time), and only those whose best
+  /// plan does not depend on the values. A session holds at most kMaxReused of them; past that
+  /// a new one is parsed and planned every time, as query() does.
+  [[nodiscard]] Result<PgResultPtr> query_reused(std::string_view sql, const std::vector<Param>& params);
+  static constexpr std::size_t kMaxReused = 64;
   /// Whether the connection is still usable (false once the server or the network dropped it,
   /// or a pipeline's results could not be read to the end).
   [[nodiscard]] bool alive() const noexcept { return !broken_ && PQstatus(conn_.get()) == CONNECTION_OK; }
 
   /// Sends `statements` in libpq's pipeline mode, each one statement of the extended protocol,
   /// then a sync, and returns without waiting for a result: the server works through them while
-  /// the caller does something else. Without an explicit BEGIN they form one implicit
+  /// the caller does something else. A kReused statement new to the session is prepared first,
+  /// before the pipeline (one round trip, once). Without an explicit BEGIN they form one implicit
   /// transaction. Nothing else may run on the session until finish_pipeline.
   [[nodiscard]] Status send_pipeline(const std::vector<Statement>& statements);
   /// Waits for the results of the statements send_pipeline sent and leaves pipeline mode. On
@@ -98,13 +113,17 @@ class Session {
   Result<PgResultPtr> check(PgResultPtr res, std::string_view sql);
   /// A pipeline that cannot be sent or read to the end: the session is dead; the error says what.
   Error lost_pipeline(std::string_view what);
+  /// The name `sql` is prepared under on this session, prepared now if it is new; nullopt when
+  /// the session holds kMaxReused statements already.
+  Result<std::optional<std::string>> reused_name(std::string_view sql);
 
   PgConnPtr conn_;
   // On the heap so the notice processor's pointer to it survives moves of the Session.
   std::unique_ptr<std::string> label_;
   std::string conninfo_;  // kept only to scrub the password from messages
   std::string last_sqlstate_;
-  bool broken_ = false;  // a pipeline could not be sent or read to the end
+  bool broken_ = false;                                  // a pipeline could not be sent or read to the end
+  std::unordered_map<std::string, std::string> reused_;  // SQL -> the name it is prepared under
 };
 
 /// A PostgreSQL array literal of values that need no quoting (numbers, xid8): "{1,2,3}".

@@ -116,7 +116,7 @@ constexpr const char* kReadBatch = R"(
 WITH head AS (
   SELECT j.*, sum(coalesce(pg_column_size(j.new_row), 0) + coalesce(pg_column_size(j.old_key), 0) + 64)
               OVER (ORDER BY j.id) AS bytes
-  FROM (SELECT * FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) AND id <> ALL ($4::bigint[])
+  FROM (SELECT * FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) AND NOT ($4::int8multirange @> id)
         ORDER BY id LIMIT $2) j
 ), cut AS (
   SELECT * FROM head WHERE bytes <= $3 OR id = (SELECT min(id) FROM head)
@@ -146,19 +146,26 @@ WHERE EXISTS (SELECT 1 FROM head) AND NOT EXISTS (SELECT 1 FROM batch)
 ORDER BY 1)";
 
 /// The batch read while the journal is nearly empty (the replicator keeps up): every visible row,
-/// if there are fewer than $2. Then every transaction in it is whole (none has a visible row
-/// after them), so it is the batch kReadBatch would return, at half the cost (~0.5 ms less, most
-/// of it planning kReadBatch's CTEs): what a change waits for when it rang the doorbell. (The
-/// last parameter of both: the ids of a batch being applied and not yet acknowledged, read past
-/// as if already deleted; see read_ahead.)
+/// if there are fewer than $2 and they fit in $4 bytes. Then every transaction in it is whole
+/// (none has a visible row after them), so it is the batch kReadBatch would return, at half the
+/// cost (~0.5 ms less, most of it planning kReadBatch's CTEs): what a change waits for when it
+/// rang the doorbell, and what the stream reads at its pace while writers are busy. Rows past $4
+/// bytes are not sent; the first one that crosses it is, and tells the caller so (its running
+/// total, the last column, is over $4). Prepared once (Session::query_reused): its one plan, the
+/// id index under a LIMIT, is right for any values. (The third parameter of both: the ids of the
+/// batches applied and not yet acknowledged, read past as if already deleted; see read_ahead.)
 constexpr const char* kReadAll = R"(
-SELECT id, xid, table_id, op, old_key, new_row, extract(epoch FROM captured_at)::float8,
-       sum(coalesce(pg_column_size(new_row), 0) + coalesce(pg_column_size(old_key), 0) + 64) OVER (ORDER BY id)
-FROM (SELECT * FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) AND id <> ALL ($3::bigint[])
-      ORDER BY id LIMIT $2) j
+SELECT id, xid, table_id, op, old_key, new_row, captured_at, bytes FROM (
+  SELECT id, xid, table_id, op, old_key, new_row, extract(epoch FROM captured_at)::float8 AS captured_at,
+         sum(size) OVER (ORDER BY id) AS bytes, size
+  FROM (SELECT *, coalesce(pg_column_size(new_row), 0) + coalesce(pg_column_size(old_key), 0) + 64 AS size
+        FROM pgferry.journal WHERE table_id <> ALL ($1::int[]) AND NOT ($3::int8multirange @> id)
+        ORDER BY id LIMIT $2) j) w
+WHERE bytes - size < $4
 ORDER BY id)";
-/// The most rows kReadAll takes (fewer when batch.max_rows is lower).
-constexpr std::int64_t kReadAllRows = 64;
+/// The most rows kReadAll takes (at most half of batch.max_rows, see read_head): a read at the
+/// busy pace (doorbell.busy_interval, 2 ms) of up to ~500,000 rows a second.
+constexpr std::int64_t kReadAllRows = 1000;
 
 /// Applied rows not yet acknowledged, in batch.max_rows, above which the stream waits for their
 /// flush and ack before it reads on (acks.hpp): every read passes over them.
@@ -675,6 +682,7 @@ class Worker {
       }
       ++read_ahead_;
     } else {
+      wait_for_pace();
       if (auto s = read_batch(batch); !s) return s;
       count_transactions(batch);
     }
@@ -692,6 +700,8 @@ class Worker {
       return s;
     }
     if (chunk_) return Ok{};  // a large transaction is being streamed: keep going
+    // Caught up while writers are busy: read again at the busy pace (wait_for_pace), bell off.
+    if (bell_on_ == false && still_busy()) return Ok{};
     if (bell_on_ != true) {
       // Caught up: arm the bell, then read once more. Writers that saw it disarmed and have not
       // committed yet are remembered (suspects); they may commit without ringing.
@@ -753,6 +763,26 @@ class Worker {
     return off_above == 0 || transaction_rate(Clock::now()) > static_cast<double>(off_above);
   }
 
+  /// Caught up with the bell off while writers are still busy: their next commit is due within a
+  /// millisecond or so. Reading again at the busy pace (wait_for_pace) costs less than arming the
+  /// bell, which makes the next writer ring and the stream turn the bell off again: at 1,500
+  /// transactions a second that turn came 360 times a second. Once the rate decays below
+  /// off_above the stream arms and waits, as when idle; with off_above 0 it arms at once.
+  [[nodiscard]] bool still_busy() const { return config_.doorbell.off_above > 0 && busy(); }
+
+  /// While the bell is off, a read starts no sooner than doorbell.busy_interval after the one
+  /// before. Each read and its batch cost the source, the target and this process ~0.6 ms of CPU
+  /// however few rows they carry (docs/BENCHMARKS.md, "Busy pace"), so at thousands of
+  /// transactions a second batches of a few milliseconds' writes cost a fraction of batches of
+  /// one or two transactions, on the CPUs the writers need. A stop or a request ends the wait.
+  void wait_for_pace() {
+    if (bell_on_ != false) return;
+    const auto due = last_read_ + config_.doorbell.busy_interval;
+    const auto now = Clock::now();
+    if (due > now) control_.wait_for(std::chrono::ceil<milliseconds>(due - now));
+    last_read_ = Clock::now();
+  }
+
   /// Turns the doorbell off while writers are busy (see busy()), unless it is known to be off.
   Status disarm_bell() {
     if (bell_on_ == false || !busy()) return Ok{};
@@ -793,14 +823,19 @@ class Worker {
     return read_by_commit_order(out, held);
   }
 
-  /// The whole transactions at the head of the journal, past the ids in `in_flight` (bigint[]
-  /// text): kReadAll while the journal is nearly empty, else kReadBatch. `whole` is false when
-  /// no whole transaction fits in the batch bounds (nothing is read then).
+  /// The whole transactions at the head of the journal, past the ids in `in_flight`
+  /// (int8multirange text, see id_ranges): kReadAll while the journal is nearly empty, else
+  /// kReadBatch. `whole` is false when no whole transaction fits in the batch bounds (nothing is
+  /// read then).
   Status read_head(std::vector<Change>& out, const std::string& held, const std::string& in_flight, bool& whole) {
     whole = true;
-    const auto limit = std::min<std::int64_t>(kReadAllRows, config_.batch.max_rows);
+    // Half a batch at most: a backlog's batches, cut to whole transactions, come back a little
+    // short of batch.max_rows, and must not look nearly empty (each would be followed by a
+    // kReadAll that reads `limit` rows only to find them too many).
+    const auto limit = std::clamp<std::int64_t>(config_.batch.max_rows / 2, 1, kReadAllRows);
     if (nearly_empty_) {
-      auto all = source_->query(kReadAll, {held, std::to_string(limit), in_flight});
+      auto all = source_->query_reused(
+          kReadAll, {held, std::to_string(limit), in_flight, std::to_string(config_.batch.max_bytes)});
       if (!all) return std::move(all).error();
       const int n = PQntuples(all->get());
       if (n < limit &&
@@ -818,14 +853,15 @@ class Worker {
     return decode(r->get(), out);
   }
 
-  /// While the target applies `batch` (its ids `ids`, bigint[] text): the next batch, read past
-  /// those ids as if they were acknowledged already. It is the batch a read after the ack would
-  /// return, in a later snapshot, which is as good: a transaction a batch may not be applied
-  /// without committed before it, so it is visible too, and is either in `batch`, applied before,
-  /// or in the head with it. While a large transaction is applied in chunks, its next chunk.
-  /// Nothing when the read would need the commit-order fallback (read after the ack, as before)
-  /// or found nothing (the next step reads again: a chunked transaction ends there, and an empty
-  /// journal arms the doorbell only if it is still empty).
+  /// While the target applies `batch` (`ids`: its ids and those applied and not yet acknowledged,
+  /// int8multirange text): the next batch, read past those ids as if they were acknowledged
+  /// already. It is the batch a read after the ack would return, in a later snapshot, which is as
+  /// good: a transaction a batch may not be applied without committed before it, so it is visible
+  /// too, and is either in `batch`, applied before, or in the head with it. While a large
+  /// transaction is applied in chunks, its next chunk. Nothing when the read would need the
+  /// commit-order fallback (read after the ack, as before) or found nothing (the next step reads
+  /// again: a chunked transaction ends there, and an empty journal arms the doorbell only if it
+  /// is still empty and writers are no longer busy).
   Status read_ahead(const std::string& ids, std::optional<ReadAhead>& next) {
     next.reset();
     ReadAhead ahead{skipped_tables(), {}};
@@ -1495,12 +1531,13 @@ class Worker {
   /// next step reads again (and meets the source's trouble there, after this batch's ack).
   Status apply_pipelined(const std::vector<Change>& batch, const std::vector<std::int64_t>& ids,
                          const std::vector<std::string_view>& xids, std::optional<ReadAhead>& next) {
-    std::vector<Statement> statements{{"BEGIN", {}}, {table_locks(batch), {}}};
+    // Everything but the writes is the same text batch after batch: prepared once (kReused).
+    std::vector<Statement> statements{{"BEGIN", {}, Statement::kReused}, {table_locks(batch), {}, Statement::kReused}};
     std::vector<std::optional<std::size_t>> table_of(statements.size());
     if (auto p = plan_actions(coalesce(batch), statements, table_of); !p) return p;
     statements.push_back(progress(batch));
     statements.push_back(acks_.marker(ids, xids));
-    statements.push_back({"COMMIT", {}});
+    statements.push_back({"COMMIT", {}, Statement::kReused});
     table_of.resize(statements.size());
     if (auto s = target_->send_pipeline(statements); !s) return s;
     // Busy (see busy()): turn the doorbell off while the target works, so it costs the change
@@ -1514,6 +1551,7 @@ class Worker {
     };
     quiet_bell();
     // Read ahead past this batch and every one applied and not yet acknowledged.
+    wait_for_pace();
     if (auto a = read_ahead(acks_.pending_ids(ids), next); !a) {
       spdlog::debug("reading the next batch ahead failed (read again after this one): {}", a.error().describe());
       next.reset();
@@ -1558,7 +1596,7 @@ class Worker {
         if (!k) return std::move(k).error();
         keys.push_back(std::move(*k));
       }
-      out.push_back({delete_name(t), {json_array(keys)}, true});
+      out.push_back({delete_name(t), {json_array(keys)}, Statement::kNamed});
       table_of.emplace_back(order_[n]);
     }
     for (const auto i : order_) {
@@ -1572,7 +1610,7 @@ class Worker {
         if (!m) return std::move(m).error();
         rows.push_back(std::move(*m));
       }
-      out.push_back({upsert_name(t), {json_array(rows)}, true});
+      out.push_back({upsert_name(t), {json_array(rows)}, Statement::kNamed});
       table_of.emplace_back(i);
     }
     return Ok{};
@@ -1586,7 +1624,8 @@ class Worker {
     if (auto p = plan_actions(actions, statements, table_of); !p) return p;
     for (std::size_t n = 0; n < statements.size(); ++n) {
       const auto& st = statements[n];
-      auto r = st.prepared ? target_->exec_prepared(st.text, st.params) : target_->query(st.text, st.params);
+      auto r = st.kind == Statement::kNamed ? target_->exec_prepared(st.text, st.params)
+                                            : target_->query(st.text, st.params);
       if (!r) {
         failed_table_ = table_of[n];
         return std::move(r).error();
@@ -1631,7 +1670,8 @@ class Worker {
         "last_applied_at = now(), updated_at = now() "
         "FROM (SELECT jsonb_array_elements_text($1::jsonb) AS name, unnest($2::bigint[]) AS n, "
         "unnest($3::bigint[]) AS last_id) u WHERE s.source_table = u.name",
-        {names, counts, last}};
+        {names, counts, last},
+        Statement::kReused};
   }
 
   /// Vacuums the journal after every journal.vacuum_after_rows acknowledged rows (at most ten
@@ -1992,7 +2032,8 @@ class Worker {
   std::optional<Session> source_;
   std::optional<Session> target_;
   std::optional<bool> bell_on_;
-  double tx_rate_ = 0;  // see transaction_rate
+  Clock::time_point last_read_{};  // when the last read while the bell was off started
+  double tx_rate_ = 0;             // see transaction_rate
   Clock::time_point rate_at_;
   // Tests: PGFERRY_TEST_LOSE_COMMIT=N drops the applier's connection right after the Nth batch's
   // COMMIT, as if its result had been lost on the way.

@@ -30,7 +30,18 @@ long long elapsed_ms(Clock::time_point since) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
 }
 
-class Run : public ReplicationTest {};
+class Run : public ReplicationTest {
+ protected:
+  // One writer inserting rows 1..n into items, each in its own transaction with a sleep of
+  // `pause_ms` after it: a rate (~300 a second for 3 ms) a replicator keeps up with.
+  void paced_inserts(int n, int pause_ms) {
+    PgClient writer = source();
+    for (int i = 1; i <= n; ++i) {
+      writer.exec("INSERT INTO items VALUES (" + std::to_string(i) + ", 'paced', " + std::to_string(i) + ", NULL)");
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+    }
+  }
+};
 
 constexpr const char* kItems = "CREATE TABLE public.items (id int PRIMARY KEY, name text, qty int, note text)";
 
@@ -493,6 +504,66 @@ TEST_F(Run, FewWritersFindTheBellArmedWhileABatchIsApplied) {
   ASSERT_TRUE(same({whole("public.items")}));
 }
 
+TEST_F(Run, WritersBusyAtAPaceTheStreamKeepsUpWithFindTheBellOff) {
+  // Writers above doorbell.off_above transactions a second, but slow enough that the stream
+  // catches up between them: it keeps reading at the busy pace with the bell off instead of
+  // arming it whenever a read comes back empty. Arming made the next writer ring (NOTIFY, the
+  // cluster-wide commit lock) and the stream turn the bell off again: at 1,500 transactions a
+  // second it came 360 times a second (docs/BENCHMARKS.md, "Busy pace").
+  on_both(kItems);
+  // ~150 transactions a second, read every millisecond: most reads find nothing.
+  const auto config =
+      configure("  - public.items\n", "poll_interval: 1h\ndoorbell: {off_above: 50, busy_interval: 1ms}\n");
+  start(config);
+  ASSERT_TRUE(eventually([&] { return caught_up(); }, 30000)) << log();
+  ASSERT_TRUE(eventually([&] { return source().scalar("SELECT last_value FROM pgferry.doorbell") == "1"; }, 10000))
+      << log();
+  PgClient listener = source();
+  listener.exec("LISTEN pgferry");
+  constexpr int kTransactions = 300;
+  paced_inserts(kTransactions, 6);
+  ASSERT_TRUE(same({whole("public.items")}, 60000)) << log();
+  std::size_t bells = 0;
+  for (auto got = listener.notifications(0); !got.empty(); got = listener.notifications(200)) bells += got.size();
+  std::cerr << kTransactions << " paced transactions rang the doorbell " << bells << " times\n";
+  // Rings come only before the stream has counted the writer busy (~5 transactions at 50 a
+  // second over its 100 ms average). Armed at each empty read, every transaction rang (300).
+  EXPECT_LT(bells, static_cast<std::size_t>(kTransactions / 10)) << log();
+  // Once the writer stops, the rate decays below off_above and the bell is armed again.
+  ASSERT_TRUE(eventually([&] { return source().scalar("SELECT last_value FROM pgferry.doorbell") == "1"; }, 10000))
+      << log();
+  source().exec("INSERT INTO items VALUES (0, 'after the load', 0, NULL)");
+  EXPECT_FALSE(listener.notifications(5000).empty()) << "an idle replicator's bell did not ring" << log();
+  ASSERT_TRUE(same({whole("public.items")}, 10000)) << log();
+}
+
+TEST_F(Run, WhileTheBellIsOffTheJournalIsReadAtTheBusyPace) {
+  // While writers are busy (the bell off) a read starts at most every doorbell.busy_interval:
+  // each batch carries that long's worth of transactions, instead of the one or two committed
+  // while the batch before was applied, each at the same fixed cost on both databases.
+  on_both(kItems);
+  const auto config =
+      configure("  - public.items\n", "poll_interval: 1h\ndoorbell: {off_above: 100, busy_interval: 100ms}\n");
+  start(config);
+  ASSERT_TRUE(eventually([&] { return caught_up(); }, 30000)) << log();
+  const auto began = Clock::now();
+  paced_inserts(600, 3);
+  const auto load_ms = elapsed_ms(began);
+  ASSERT_TRUE(same({whole("public.items")}, 60000)) << log();
+  ASSERT_EQ(ferry().stop(), 0) << log();
+  // "stopped: N batches (M read while the one before was applied)"
+  const std::string text = ferry().log();
+  const auto at = text.rfind(" batches (");
+  ASSERT_NE(at, std::string::npos) << text;
+  const auto from = text.rfind(' ', at - 1) + 1;
+  const long batches = std::stol(text.substr(from, at - from));
+  std::cerr << "600 transactions in " << load_ms << " ms were applied in " << batches << " batches\n";
+  // One a transaction until the stream counts the writer busy and turns the bell off (its 100 ms
+  // average passes 100 a second after ~40 ms: ~12), then one per 100 ms: 33 for ~2 s. Unpaced,
+  // the stream read each transaction as it committed: 575 batches.
+  EXPECT_LE(batches, load_ms / 100 + 25) << log();
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7. Shutdown.
 
@@ -789,7 +860,7 @@ TEST_F(Run, HelpDescribesTheSettings) {
   EXPECT_EQ(help.exit_code, 0) << help.all();
   for (const char* key :
        {"poll_interval", "shutdown_timeout", "batch.max_rows", "journal.vacuum_after_rows", "reconnect.max_attempts",
-        "guard.max_delete_fraction", "sweep.interval", "doorbell.off_above", "sync_errors"}) {
+        "guard.max_delete_fraction", "sweep.interval", "doorbell.off_above", "doorbell.busy_interval", "sync_errors"}) {
     EXPECT_NE(help.all().find(key), std::string::npos) << key << " missing from:\n" << help.all();
   }
 }

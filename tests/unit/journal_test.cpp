@@ -391,5 +391,13 @@ TEST(Journal, KeyObjectOfSomethingOtherThanAnArrayIsAnError) {
   }
 }
 
+TEST(Journal, IdRangesMergeRunsOfConsecutiveIds) {
+  EXPECT_EQ(id_ranges({}), "{}");
+  EXPECT_EQ(id_ranges({42}), "{[42,42]}");
+  EXPECT_EQ(id_ranges({3, 1, 2}), "{[1,3]}");
+  EXPECT_EQ(id_ranges({10, 1, 2, 3, 7, 11, 12, 5}), "{[1,3],[5,5],[7,7],[10,12]}");
+  EXPECT_EQ(id_ranges({9223372036854775806, 9223372036854775807}), "{[9223372036854775806,9223372036854775807]}");
+}
+
 }  // namespace
 }  // namespace pgferry

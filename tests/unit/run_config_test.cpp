@@ -36,6 +36,7 @@ TEST(RunConfig, DefaultsSuitAFreshInstall) {
   EXPECT_EQ(r->apply.synchronous_commit, "off");
   EXPECT_EQ(r->journal.vacuum_after_rows, 50000);
   EXPECT_EQ(r->doorbell.off_above, 1000);
+  EXPECT_EQ(r->doorbell.busy_interval, milliseconds(2));
   EXPECT_EQ(r->poll_interval, milliseconds(1000));
   EXPECT_EQ(r->shutdown_timeout, milliseconds(30'000));
 }
@@ -44,7 +45,7 @@ TEST(RunConfig, ReadsEverySetting) {
   auto r = parse(
       "batch: {max_rows: 500, max_bytes: 16MB}\napply: {replica_role: true, synchronous_commit: remote_apply}\n"
       "poll_interval: 250ms\n"
-      "shutdown_timeout: 1m\njournal: {vacuum_after_rows: 0}\ndoorbell: {off_above: 0}\n");
+      "shutdown_timeout: 1m\njournal: {vacuum_after_rows: 0}\ndoorbell: {off_above: 0, busy_interval: 10ms}\n");
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->batch.max_rows, 500);
   EXPECT_EQ(r->batch.max_bytes, 16 << 20);
@@ -54,6 +55,7 @@ TEST(RunConfig, ReadsEverySetting) {
   EXPECT_EQ(r->shutdown_timeout, milliseconds(60'000));
   EXPECT_EQ(r->journal.vacuum_after_rows, 0);
   EXPECT_EQ(r->doorbell.off_above, 0);
+  EXPECT_EQ(r->doorbell.busy_interval, milliseconds(10));
 }
 
 TEST(RunConfig, EnvironmentVariablesOverrideTheFile) {
@@ -64,7 +66,8 @@ TEST(RunConfig, EnvironmentVariablesOverrideTheFile) {
                                               {"PGFERRY_POLL_INTERVAL", "2s"},
                                               {"PGFERRY_SHUTDOWN_TIMEOUT", "5s"},
                                               {"PGFERRY_JOURNAL_VACUUM_AFTER_ROWS", "1000"},
-                                              {"PGFERRY_DOORBELL_OFF_ABOVE", "250"}});
+                                              {"PGFERRY_DOORBELL_OFF_ABOVE", "250"},
+                                              {"PGFERRY_DOORBELL_BUSY_INTERVAL", "5ms"}});
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->batch.max_rows, 42);
   EXPECT_EQ(r->batch.max_bytes, std::int64_t{1} << 30);
@@ -74,6 +77,7 @@ TEST(RunConfig, EnvironmentVariablesOverrideTheFile) {
   EXPECT_EQ(r->shutdown_timeout, milliseconds(5000));
   EXPECT_EQ(r->journal.vacuum_after_rows, 1000);
   EXPECT_EQ(r->doorbell.off_above, 250);
+  EXPECT_EQ(r->doorbell.busy_interval, milliseconds(5));
   EXPECT_TRUE(r->warnings.empty());
 }
 
@@ -123,6 +127,11 @@ TEST(RunConfig, RejectsABadDoorbellRate) {
   EXPECT_NE(failure("doorbell: on\n").find("mapping"), std::string::npos);
   EXPECT_NE(failure("", {{"PGFERRY_DOORBELL_OFF_ABOVE", "many"}}).find("PGFERRY_DOORBELL_OFF_ABOVE"),
             std::string::npos);
+  const auto zero = failure("doorbell: {busy_interval: 0ms}\n");
+  EXPECT_NE(zero.find("doorbell.busy_interval"), std::string::npos) << zero;
+  EXPECT_NE(zero.find("out of range (1ms to 1s)"), std::string::npos) << zero;
+  EXPECT_NE(zero.find("use e.g. 2ms"), std::string::npos) << zero;
+  EXPECT_NE(failure("doorbell: {busy_interval: 5 fortnights}\n").find("doorbell.busy_interval"), std::string::npos);
 }
 
 TEST(RunConfig, RejectsBadApplyAndDurations) {
