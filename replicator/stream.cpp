@@ -766,7 +766,7 @@ class Worker {
   /// Caught up with the bell off while writers are still busy: their next commit is due within a
   /// millisecond or so. Reading again at the busy pace (wait_for_pace) costs less than arming the
   /// bell, which makes the next writer ring and the stream turn the bell off again: at 1,500
-  /// transactions a second that turn came 360 times a second. Once the rate decays below
+  /// transactions a second that turn came 200–360 times a second. Once the rate decays below
   /// off_above the stream arms and waits, as when idle; with off_above 0 it arms at once.
   [[nodiscard]] bool still_busy() const { return config_.doorbell.off_above > 0 && busy(); }
 

@@ -509,7 +509,7 @@ TEST_F(Run, WritersBusyAtAPaceTheStreamKeepsUpWithFindTheBellOff) {
   // catches up between them: it keeps reading at the busy pace with the bell off instead of
   // arming it whenever a read comes back empty. Arming made the next writer ring (NOTIFY, the
   // cluster-wide commit lock) and the stream turn the bell off again: at 1,500 transactions a
-  // second it came 360 times a second (docs/BENCHMARKS.md, "Busy pace").
+  // second it came 200–360 times a second (docs/BENCHMARKS.md, "Busy pace").
   on_both(kItems);
   // ~150 transactions a second, read every millisecond: most reads find nothing.
   const auto config =
