@@ -104,20 +104,21 @@ Result<PgResultPtr> Session::exec_prepared(const std::string& name, const std::v
                name);
 }
 
-Result<std::optional<std::string>> Session::reused_name(std::string_view sql) {
-  const std::string key(sql);
-  if (auto it = reused_.find(key); it != reused_.end()) return std::optional<std::string>(it->second);
+Result<std::optional<std::string>> Session::prepared_name(const Statement& statement) {
+  if (statement.kind == Statement::kNamed) return std::optional<std::string>(statement.text);
+  if (statement.kind != Statement::kReused) return std::optional<std::string>();
+  if (auto it = reused_.find(statement.text); it != reused_.end()) return std::optional<std::string>(it->second);
   if (reused_.size() >= kMaxReused) return std::optional<std::string>();
   std::string name = fmt::format("pgferry_reused_{}", reused_.size() + 1);
-  if (auto p = prepare(name, sql); !p) return std::move(p).error();
-  reused_.emplace(key, name);
+  if (auto p = prepare(name, statement.text); !p) return std::move(p).error();
+  reused_.emplace(statement.text, name);
   return std::optional<std::string>(std::move(name));
 }
 
-Result<PgResultPtr> Session::query_reused(std::string_view sql, const std::vector<Param>& params) {
-  auto name = reused_name(sql);
+Result<PgResultPtr> Session::execute(const Statement& statement) {
+  auto name = prepared_name(statement);
   if (!name) return std::move(name).error();
-  return *name ? exec_prepared(**name, params) : query(sql, params);
+  return *name ? exec_prepared(**name, statement.params) : query(statement.text, statement.params);
 }
 
 Result<PgResultPtr> Session::exec(std::string_view sql) {
@@ -156,12 +157,10 @@ Error Session::lost_pipeline(std::string_view what) {
 }
 
 Status Session::send_pipeline(const std::vector<Statement>& statements) {
-  // The names of the reused statements, each prepared now if new (outside the pipeline).
+  // The prepared statements' names, a reused one prepared now if new (outside the pipeline).
   std::vector<std::optional<std::string>> names(statements.size());
   for (std::size_t i = 0; i < statements.size(); ++i) {
-    if (statements[i].kind == Statement::kNamed) names[i] = statements[i].text;
-    if (statements[i].kind != Statement::kReused) continue;
-    auto name = reused_name(statements[i].text);
+    auto name = prepared_name(statements[i]);
     if (!name) return std::move(name).error();
     names[i] = std::move(*name);
   }

@@ -51,9 +51,15 @@ using Param = std::optional<std::string>;
 /// One statement of a pipeline: SQL with text parameters $1..$n, or a prepared statement's name.
 struct Statement {
   enum Kind {
-    kText,    ///< parsed and planned every time it runs
-    kNamed,   ///< `text` names a statement prepared with Session::prepare
-    kReused,  ///< prepared by the session the first time it runs (Session::query_reused)
+    kText,   ///< parsed and planned every time it runs
+    kNamed,  ///< `text` names a statement prepared with Session::prepare
+    /// Prepared by the session the first time it runs, then run by name: parsed once, and
+    /// planned once the server finds its generic plan as good as one made for the values (after
+    /// five runs), instead of both on every run. For the statements a stream runs once or more
+    /// per batch (~0.1 ms of server CPU each), and only those whose best plan does not depend on
+    /// the values. A session holds at most Session::kMaxReused of them; past that a new one is
+    /// parsed and planned every time, like kText.
+    kReused,
   };
   std::string text;
   std::vector<Param> params;
@@ -75,13 +81,8 @@ class Session {
   [[nodiscard]] Status prepare(const std::string& name, std::string_view sql);
   /// Runs a prepared statement with text parameters.
   [[nodiscard]] Result<PgResultPtr> exec_prepared(const std::string& name, const std::vector<Param>& params);
-  /// Runs `sql` as a statement this session prepares the first time it runs it: parsed once,
-  /// and planned once the server finds its generic plan as good as one made for the values
-  /// (after five runs), instead of both on every run. For the statements a stream runs once or
-  /// more per batch (~0.1 ms of server CPU each, planned every time), and only those whose best
-  /// plan does not depend on the values. A session holds at most kMaxReused of them; past that
-  /// a new one is parsed and planned every time, as query() does.
-  [[nodiscard]] Result<PgResultPtr> query_reused(std::string_view sql, const std::vector<Param>& params);
+  /// Runs one statement of any kind, as send_pipeline would send it.
+  [[nodiscard]] Result<PgResultPtr> execute(const Statement& statement);
   static constexpr std::size_t kMaxReused = 64;
   /// Whether the connection is still usable (false once the server or the network dropped it,
   /// or a pipeline's results could not be read to the end).
@@ -113,9 +114,10 @@ class Session {
   Result<PgResultPtr> check(PgResultPtr res, std::string_view sql);
   /// A pipeline that cannot be sent or read to the end: the session is dead; the error says what.
   Error lost_pipeline(std::string_view what);
-  /// The name `sql` is prepared under on this session, prepared now if it is new; nullopt when
-  /// the session holds kMaxReused statements already.
-  Result<std::optional<std::string>> reused_name(std::string_view sql);
+  /// The prepared statement `statement` runs as: a kNamed one's name; for a kReused one the name
+  /// it is prepared under on this session, prepared now if it is new (nullopt once the session
+  /// holds kMaxReused); nullopt for kText.
+  Result<std::optional<std::string>> prepared_name(const Statement& statement);
 
   PgConnPtr conn_;
   // On the heap so the notice processor's pointer to it survives moves of the Session.

@@ -151,7 +151,7 @@ ORDER BY 1)";
 /// cost (~0.5 ms less, most of it planning kReadBatch's CTEs): what a change waits for when it
 /// rang the doorbell, and what the stream reads at its pace while writers are busy. Rows past $4
 /// bytes are not sent; the first one that crosses it is, and tells the caller so (its running
-/// total, the last column, is over $4). Prepared once (Session::query_reused): its one plan, the
+/// total, the last column, is over $4). Prepared once (Statement::kReused): its one plan, the
 /// id index under a LIMIT, is right for any values. (The third parameter of both: the ids of the
 /// batches applied and not yet acknowledged, read past as if already deleted; see read_ahead.)
 constexpr const char* kReadAll = R"(
@@ -834,8 +834,9 @@ class Worker {
     // kReadAll that reads `limit` rows only to find them too many).
     const auto limit = std::clamp<std::int64_t>(config_.batch.max_rows / 2, 1, kReadAllRows);
     if (nearly_empty_) {
-      auto all = source_->query_reused(
-          kReadAll, {held, std::to_string(limit), in_flight, std::to_string(config_.batch.max_bytes)});
+      auto all = source_->execute({kReadAll,
+                                   {held, std::to_string(limit), in_flight, std::to_string(config_.batch.max_bytes)},
+                                   Statement::kReused});
       if (!all) return std::move(all).error();
       const int n = PQntuples(all->get());
       if (n < limit &&
@@ -1623,9 +1624,7 @@ class Worker {
     std::vector<std::optional<std::size_t>> table_of;
     if (auto p = plan_actions(actions, statements, table_of); !p) return p;
     for (std::size_t n = 0; n < statements.size(); ++n) {
-      const auto& st = statements[n];
-      auto r = st.kind == Statement::kNamed ? target_->exec_prepared(st.text, st.params)
-                                            : target_->query(st.text, st.params);
+      auto r = target_->execute(statements[n]);
       if (!r) {
         failed_table_ = table_of[n];
         return std::move(r).error();
