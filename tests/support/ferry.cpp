@@ -13,6 +13,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 extern char** environ;
@@ -151,6 +152,16 @@ std::string FerryProcess::log() const {
   return ss.str();
 }
 
+std::pair<long, long> FerryProcess::stop_counts() const {
+  const std::string text = log();
+  const auto at = text.rfind(" batches (");
+  const auto ahead = text.find(" read while the one before was applied", at);
+  if (at == std::string::npos || ahead == std::string::npos) return {-1, -1};
+  const auto from = text.rfind(' ', at - 1) + 1;
+  const auto open = at + std::string_view(" batches (").size();
+  return {std::stol(text.substr(from, at - from)), std::stol(text.substr(open, ahead - open))};
+}
+
 bool eventually(const std::function<bool()>& condition, int timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
@@ -254,6 +265,10 @@ PgClient ReplicationTest::dst() const {
   PgClient c = target();
   c.exec(kSameOutput);
   return c;
+}
+
+bool ReplicationTest::bell_armed(int timeout_ms) const {
+  return eventually([&] { return source().scalar("SELECT last_value FROM pgferry.doorbell") == "1"; }, timeout_ms);
 }
 
 bool ReplicationTest::caught_up() const {

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/fixture.hpp"
@@ -45,6 +46,9 @@ class FerryProcess {
   [[nodiscard]] int http_port(int timeout_ms = 30000) const;
   /// Everything the process has written so far.
   [[nodiscard]] std::string log() const;
+  /// The counts of its last stop line, "stopped: N batches (M read while the one before was
+  /// applied), ...": {N, M}; {-1, -1} when the log has none.
+  [[nodiscard]] std::pair<long, long> stop_counts() const;
 
  private:
   pid_t pid_ = -1;
@@ -100,6 +104,9 @@ class ReplicationTest : public SourceTargetTest {
 
   /// Whether the source journal is empty and every table streams with no copy pending.
   [[nodiscard]] bool caught_up() const;
+  /// Waits (bounded) until the doorbell is armed (pgferry.doorbell = 1): a running replicator
+  /// that has caught up arms it.
+  [[nodiscard]] bool bell_armed(int timeout_ms = 10000) const;
   /// Waits (bounded) until caught_up() and the digests of every comparison are equal.
   bool converges(const std::vector<Comparison>& comparisons, int timeout_ms = 60000);
   /// What differs, row by row (first rows only), plus the journal, table_state and the log.
