@@ -865,9 +865,8 @@ TEST_F(Run, ASecondRunStandsByWhileTheFirstStreamsThenTakesOver) {
   start(config);
   ASSERT_TRUE(eventually([&] { return caught_up(); }, 30000)) << log();
   FerryProcess second({"run", "-c", config, "--log-format", "text"}, dir_.path() + "/second.log");
-  const auto said = [&](const std::string& text) { return second.log().find(text) != std::string::npos; };
-  ASSERT_TRUE(eventually([&] { return said("standing by until it stops"); }, 30000)) << second.log();
-  EXPECT_TRUE(said("its reader: pid ")) << second.log();
+  ASSERT_TRUE(eventually([&] { return second.logged("standing by until it stops"); }, 30000)) << second.log();
+  EXPECT_TRUE(second.logged("its reader: pid ")) << second.log();
 
   PgClient s = source();
   s.exec("INSERT INTO items SELECT g, 'while both run', g, NULL FROM generate_series(1, 200) g");
@@ -879,7 +878,7 @@ TEST_F(Run, ASecondRunStandsByWhileTheFirstStreamsThenTakesOver) {
       << "the run standing by connected an applier" << second.log();
 
   ASSERT_EQ(ferry().stop(), 0) << log();
-  ASSERT_TRUE(eventually([&] { return said("taking over after"); }, 30000)) << second.log();
+  ASSERT_TRUE(eventually([&] { return second.logged("taking over after"); }, 30000)) << second.log();
   s.exec("UPDATE items SET qty = qty + 1 WHERE id <= 100");
   s.exec("INSERT INTO items SELECT g, 'after the take-over', g, NULL FROM generate_series(201, 300) g");
   ASSERT_TRUE(eventually([&] { return count() == "300" && caught_up(); }, 30000)) << second.log();

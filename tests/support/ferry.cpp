@@ -152,6 +152,8 @@ std::string FerryProcess::log() const {
   return ss.str();
 }
 
+bool FerryProcess::logged(const std::string& text) const { return log().find(text) != std::string::npos; }
+
 std::pair<long, long> FerryProcess::stop_counts() const {
   const std::string text = log();
   const auto at = text.rfind(" batches (");
@@ -251,9 +253,7 @@ std::string ReplicationTest::log() const {
          " lines; the whole log follows when the test ends) ----\n" + text.substr(at + 1);
 }
 
-bool ReplicationTest::logged(const std::string& text) const {
-  return ferry_ && ferry_->log().find(text) != std::string::npos;
-}
+bool ReplicationTest::logged(const std::string& text) const { return ferry_ && ferry_->logged(text); }
 
 PgClient ReplicationTest::src() const {
   PgClient c = source();

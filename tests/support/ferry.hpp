@@ -46,6 +46,8 @@ class FerryProcess {
   [[nodiscard]] int http_port(int timeout_ms = 30000) const;
   /// Everything the process has written so far.
   [[nodiscard]] std::string log() const;
+  /// Whether its log holds `text` so far.
+  [[nodiscard]] bool logged(const std::string& text) const;
   /// The counts of its last stop line, "stopped: N batches (M read while the one before was
   /// applied), ...": {N, M}; {-1, -1} when the log has none.
   [[nodiscard]] std::pair<long, long> stop_counts() const;
