@@ -69,27 +69,14 @@ std::string images_differ(std::string_view a, std::string_view b) {
   return fmt::format("{} OPERATOR(pg_catalog.*<>) {}", a, b);
 }
 
-// The template with its sections resolved: a section from {{#name}} to {{/name}} is kept when
-// flags[name] is true. Sections do not nest.
-std::string resolve_sections(std::string_view tmpl, const std::map<std::string, bool, std::less<>>& flags) {
+// The template with its `name` sections resolved: each span from {{#name}} to {{/name}} is kept
+// (without its marks) when `keep`, else dropped. Sections do not nest.
+std::string resolve_sections(std::string_view tmpl, std::string_view name, bool keep) {
+  const std::string opening = fmt::format("{{{{#{}}}}}", name);
+  const std::string closing = fmt::format("{{{{/{}}}}}", name);
   std::string out;
   size_t pos = 0;
-  for (;;) {
-    // The first section opening at or after pos, of any flag.
-    size_t open = std::string_view::npos;
-    std::string opening;
-    std::string closing;
-    bool keep = false;
-    for (const auto& [flag, value] : flags) {
-      std::string tag = fmt::format("{{{{#{}}}}}", flag);
-      if (const auto at = tmpl.find(tag, pos); at < open) {
-        open = at;
-        opening = std::move(tag);
-        closing = fmt::format("{{{{/{}}}}}", flag);
-        keep = value;
-      }
-    }
-    if (open == std::string_view::npos) break;
+  for (size_t open = tmpl.find(opening); open != std::string_view::npos; open = tmpl.find(opening, pos)) {
     const auto body = open + opening.size();
     const auto close = tmpl.find(closing, body);
     // The template is compiled in; an unclosed section is a build error, not a runtime condition.
@@ -204,7 +191,7 @@ CaptureDdl render_capture(const CaptureSpec& spec) {
     tag = fmt::format("$pgferry_capture_{}$", n);
   }
   const std::string tmpl =
-      replace_all(resolve_sections(capture_template(), {{"filtered", !spec.where.empty()}}), "$pgferry_capture$", tag);
+      replace_all(resolve_sections(capture_template(), "filtered", !spec.where.empty()), "$pgferry_capture$", tag);
   std::string fn;
   size_t pos = 0;
   for (;;) {
