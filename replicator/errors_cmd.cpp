@@ -17,6 +17,7 @@
 #include "capture_sql.hpp"
 #include "catalog.hpp"
 #include "journal.hpp"
+#include "log.hpp"
 #include "pg.hpp"
 #include "setup.hpp"
 #include "sql.hpp"
@@ -321,10 +322,10 @@ int resolve_errors(const Config& config, const ErrorsOptions& options) {
     if (!warned.insert(e.source_table).second) continue;
     auto st = target->query("SELECT status FROM pgferry.table_state WHERE source_table = $1", {e.source_table});
     if (st && PQntuples(st->get()) == 1 && value(st->get(), 0, 0) == "stopped") {
-      fmt::print(stderr,
-                 "warning: {} stays stopped: resolve applies nothing and does not resume a table\n"
-                 "  fix: pgferry errors retry {} checks the table (or confirms the held-back delete) and resumes it\n",
-                 display_name(e.source_table), e.id);
+      print_stderr(
+          "warning: {} stays stopped: resolve applies nothing and does not resume a table\n"
+          "  fix: pgferry errors retry {} checks the table (or confirms the held-back delete) and resumes it\n",
+          display_name(e.source_table), e.id);
     }
   }
   return 0;

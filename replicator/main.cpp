@@ -141,10 +141,10 @@ docs/METRICS.md), health.max_lag (30s: not ready above it), health.check_interva
     if (arg.starts_with("-")) continue;
     if (arg != "check" && arg != "setup" && arg != "teardown" && arg != "run" && arg != "snapshot" && arg != "verify" &&
         arg != "errors" && arg != "status") {
-      fmt::print(stderr,
-                 "error: unknown command '{}'\n  fix: use one of check, setup, run, status, snapshot, verify, errors, "
-                 "teardown (see pgferry --help)\n",
-                 arg);
+      pgferry::print_stderr(
+          "error: unknown command '{}'\n  fix: use one of check, setup, run, status, snapshot, verify, errors, "
+          "teardown (see pgferry --help)\n",
+          arg);
       return 2;
     }
     break;

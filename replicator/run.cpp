@@ -504,6 +504,13 @@ void catch_early_signals() {
   sigemptyset(&sa.sa_mask);
   (void)sigaction(SIGTERM, &sa, nullptr);
   (void)sigaction(SIGINT, &sa, nullptr);
+  // A log pipe whose reader went away must not end the replicator: with SIGPIPE ignored a write
+  // to it fails instead, and the log writers (spdlog, print_stderr) ignore that. civetweb ignores
+  // SIGPIPE once the HTTP server starts; this makes it so from the first line.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  (void)sigaction(SIGPIPE, &ignore, nullptr);
 }
 
 }  // namespace

@@ -6,11 +6,12 @@
 #include <cstdio>
 #include <set>
 
+#include "log.hpp"
 #include "migrate.hpp"
 
 namespace pgferry {
 
-void print_error(const Error& e) { fmt::print(stderr, "error: {}\n", e.describe()); }
+void print_error(const Error& e) { print_stderr("error: {}\n", e.describe()); }
 
 capture::CaptureSpec capture_spec_for(const InspectedTable& table, std::int32_t table_id) {
   capture::CaptureSpec spec;
@@ -55,14 +56,14 @@ int connect_and_inspect(const Config& config, Connected& out, bool print_problem
   for (const auto& t : out.tables) {
     if (tolerate_target_problems && t.resolved.target_only) continue;
     for (const auto& p : t.resolved.problems) {
-      if (print_problems) fmt::print(stderr, "error: {}\n  fix: {}\n", p.message, p.fix);
+      if (print_problems) print_stderr("error: {}\n  fix: {}\n", p.message, p.fix);
       code = 2;
     }
   }
   if (code != 0) return code;
   for (const auto& t : out.tables) {
     for (const auto& p : t.privilege_problems) {
-      if (print_problems) fmt::print(stderr, "error: {}\n  fix: {}\n", p.message, p.fix);
+      if (print_problems) print_stderr("error: {}\n  fix: {}\n", p.message, p.fix);
       code = 1;
     }
   }
@@ -225,7 +226,7 @@ Status setup_source(Session& db, std::vector<InspectedTable>& tables, const Setu
 int run_setup(const Config& config, const SetupOptions& options) {
   Connected c;
   if (int code = connect_and_inspect(config, c, true); code != 0) {
-    fmt::print(stderr, "setup changed nothing: fix the problems above, then run it again\n");
+    print_stderr("setup changed nothing: fix the problems above, then run it again\n");
     return code;
   }
   for (auto* db : {&*c.source, &*c.target}) {
@@ -247,7 +248,7 @@ int run_setup(const Config& config, const SetupOptions& options) {
   int changed = 0;
   if (auto s = setup_source(*c.source, c.tables, options, &changed); !s) {
     print_error(s.error());
-    fmt::print(stderr, "setup rolled back on the source: no capture was changed there\n");
+    print_stderr("setup rolled back on the source: no capture was changed there\n");
     return 1;
   }
   fmt::print("setup complete: {} table(s) captured{}\n", c.tables.size(), changed == 0 ? ", nothing to change" : "");

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "capture_sql.hpp"
+#include "log.hpp"
 #include "migrate.hpp"
 #include "pg.hpp"
 #include "setup.hpp"
@@ -83,7 +84,7 @@ int run_teardown(const Config& config, const TeardownOptions& options) {
       "teardown removes pgferry's triggers and schema from the source{}, discarding {} unapplied change(s).",
       options.include_target ? " and its schema (sync_errors history included) from the target" : "", pending);
   if (!options.yes && !confirm(what)) {
-    fmt::print(stderr, "error: {}\n  fix: pass --yes to confirm (nothing was removed)\n", what);
+    print_stderr("error: {}\n  fix: pass --yes to confirm (nothing was removed)\n", what);
     return 2;
   }
 
@@ -122,7 +123,7 @@ int run_teardown(const Config& config, const TeardownOptions& options) {
         const auto trigger = value(triggers->get(), i, 2);
         if (auto d = db.run(fmt::format("DROP TRIGGER {} ON {}", sql::quote_ident(trigger), table.quoted())); !d) {
           print_error(explain_lock_timeout(db, std::move(d).error(), options.lock_timeout));
-          fmt::print(stderr, "teardown rolled back: nothing was removed\n");
+          print_stderr("teardown rolled back: nothing was removed\n");
           return 1;
         }
         dropped.push_back(fmt::format("source: dropped trigger {} on {}", trigger, table.display()));

@@ -20,6 +20,7 @@
 #include "apply_sql.hpp"
 #include "capture_sql.hpp"
 #include "journal.hpp"
+#include "log.hpp"
 #include "pg.hpp"
 #include "setup.hpp"
 #include "sql.hpp"
@@ -393,13 +394,13 @@ class Verifier {
         }
       }
       if (progress) {
-        fmt::print(stderr, "\r\033[K{}: {} source rows, {} target rows compared, {} differ", report.label,
-                   report.source_rows, report.target_rows, report.differences());
+        print_stderr("\r\033[K{}: {} source rows, {} target rows compared, {} differ", report.label, report.source_rows,
+                     report.target_rows, report.differences());
         (void)std::fflush(stderr);
       }
       return Ok{};
     });
-    if (progress) fmt::print(stderr, "\r\033[K");
+    if (progress) print_stderr("\r\033[K");
     return s;
   }
 

@@ -16,6 +16,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <optional>
@@ -823,6 +825,30 @@ TEST_F(Faults, ABatchWhoseCommitResultWasLostIsNotAppliedAgainAndTheStreamGoesOn
   EXPECT_EQ(target().scalar("SELECT count(*) FROM pgferry.applied_batch"), "0") << log();
   EXPECT_EQ(target().scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM items"), "1,3");
   EXPECT_EQ(source().scalar("SELECT count(*) FROM pgferry.journal"), "0") << "the batch was never acknowledged";
+}
+
+// The process that collected pgferry's log went away (its stderr is a pipe nobody reads): the
+// replicator goes on without a log. Here the target is down at the start, so the run prints its
+// connection errors into the broken pipe while it retries, then replicates once the target is up,
+// and stops with exit 0. It used to abort on the first such error (fmt::print threw on EPIPE).
+TEST_F(Faults, ALogPipeWithNoReaderStopsNeitherTheStartNorTheStream) {
+  on_both("CREATE TABLE public.no_log (id int PRIMARY KEY, v text NOT NULL)");
+  const auto config = configure("  - public.no_log\n");
+  source().exec("INSERT INTO no_log SELECT g, 'before' FROM generate_series(1, 100) g");
+  target_cluster().stop();
+  ferry_ = std::make_unique<FerryProcess>(std::vector<std::string>{"run", "-c", config, "--log-format", "text"},
+                                          dir_.path() + "/run.log", std::map<std::string, std::string>{},
+                                          FerryProcess::Stderr::kBrokenPipe);
+  // Retrying every few hundred ms at first: several errors written into the pipe by now.
+  sleep_ms(3000);
+  const bool survived_start = ferry().running();
+  target_cluster().start_again();
+  ASSERT_TRUE(survived_start) << "pgferry run ended while it could not write its log; exit code " << ferry().wait(0);
+  source().exec("INSERT INTO no_log SELECT g, 'after' FROM generate_series(101, 300) g");
+  source().exec("UPDATE no_log SET v = 'updated' WHERE id % 10 = 0");
+  ASSERT_TRUE(same_tables({"public.no_log"}));
+  EXPECT_TRUE(ferry().running());
+  EXPECT_EQ(ferry().stop(), 0) << "a SIGTERM ended the run otherwise than with exit 0";
 }
 
 }  // namespace

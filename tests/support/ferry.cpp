@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -21,7 +22,7 @@ extern char** environ;
 namespace pgferry::test {
 
 FerryProcess::FerryProcess(const std::vector<std::string>& args, std::string log_path,
-                           const std::map<std::string, std::string>& env)
+                           const std::map<std::string, std::string>& env, Stderr stderr_to)
     : log_path_(std::move(log_path)) {
   std::map<std::string, std::string> merged;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -55,17 +56,25 @@ FerryProcess::FerryProcess(const std::vector<std::string>& args, std::string log
 
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) throw std::runtime_error("open " + log_path_ + ": " + std::strerror(errno));
+  int err_fd = log_fd;
+  if (stderr_to == Stderr::kBrokenPipe) {
+    std::array<int, 2> fds{};
+    if (::pipe2(fds.data(), O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+    ::close(fds[0]);  // nobody will ever read it
+    err_fd = fds[1];
+  }
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid_ == 0) {
     const int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, STDIN_FILENO);
     ::dup2(log_fd, STDOUT_FILENO);
-    ::dup2(log_fd, STDERR_FILENO);
+    ::dup2(err_fd, STDERR_FILENO);
     ::execve(c_argv[0], c_argv.data(), c_env.data());
     ::_exit(127);
   }
   ::close(log_fd);
+  if (err_fd != log_fd) ::close(err_fd);
 }
 
 FerryProcess::~FerryProcess() {

@@ -20,9 +20,13 @@ namespace pgferry::test {
 /// on destruction if it is still running.
 class FerryProcess {
  public:
+  /// Where its stderr (the log) goes: to the log file, or into a pipe whose reading end is closed
+  /// before the process starts, so every write to it fails (EPIPE), as when the process that
+  /// collected the log went away. stdout goes to the log file either way.
+  enum class Stderr { kLogFile, kBrokenPipe };
   /// Starts `pgferry args...` with the current environment plus `env`, stdin from /dev/null.
   FerryProcess(const std::vector<std::string>& args, std::string log_path,
-               const std::map<std::string, std::string>& env = {});
+               const std::map<std::string, std::string>& env = {}, Stderr stderr_to = Stderr::kLogFile);
   ~FerryProcess();
   FerryProcess(const FerryProcess&) = delete;
   FerryProcess& operator=(const FerryProcess&) = delete;
