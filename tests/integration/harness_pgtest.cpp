@@ -7,9 +7,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "support/cli.hpp"
+#include "support/ferry.hpp"
 #include "support/pg_client.hpp"
 #include "support/pg_cluster.hpp"
 
@@ -120,6 +123,62 @@ TEST(Harness, WatchdogCleansUpWhenTestProcessIsKilled) {
   EXPECT_TRUE(gone) << data_dir << " still exists 30 s after its owner was killed";
   EXPECT_THROW(PgClient("host=127.0.0.1 connect_timeout=2 dbname=postgres user=postgres port=" + port),
                std::runtime_error);
+}
+
+TEST(Harness, AFerryProcessDiesWithTheTestThatStartedIt) {
+  // A child process starts `pgferry run` against a source that is not there (it would retry
+  // forever), reports the pid, and is SIGKILLed: no destructor runs.
+  char dir_template[] = "/tmp/pgferry-orphan-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  std::ofstream(dir + "/pgferry.yaml")
+      << "source: \"host=127.0.0.1 port=1 dbname=app user=postgres connect_timeout=2\"\n"
+      << "target: \"host=127.0.0.1 port=1 dbname=app user=postgres connect_timeout=2\"\n"
+      << "tables: [public.t]\n";
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(fds[0]);
+    try {
+      FerryProcess ferry({"run", "-c", dir + "/pgferry.yaml"}, dir + "/run.log");
+      const std::string info = std::to_string(ferry.pid()) + "\n";
+      (void)!::write(fds[1], info.data(), info.size());
+      ::pause();
+    } catch (...) {
+    }
+    ::_exit(1);
+  }
+  ::close(fds[1]);
+  std::string info;
+  char buf[64];
+  ssize_t n = 0;
+  while (info.find('\n') == std::string::npos && (n = ::read(fds[0], buf, sizeof buf)) > 0) {
+    info.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_NE(info.find('\n'), std::string::npos) << "the child did not report its pgferry";
+  const pid_t ferry = static_cast<pid_t>(std::stol(info));
+  // Gone, or a zombie waiting for whoever inherited it to reap it.
+  const auto alive = [ferry] {
+    std::ifstream stat("/proc/" + std::to_string(ferry) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return false;
+    const auto close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+  };
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = !alive();
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!gone) ::kill(ferry, SIGKILL);  // ours, orphaned: end it before failing
+  EXPECT_TRUE(gone) << "pgferry run (pid " << ferry << ") outlived the test process that started it by 10 s";
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Harness, RunProcessReportsExitCodeOutputAndTimeout) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,9 +64,14 @@ FerryProcess::FerryProcess(const std::vector<std::string>& args, std::string log
     ::close(fds[0]);  // nobody will ever read it
     err_fd = fds[1];
   }
+  const pid_t test_pid = ::getpid();
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid_ == 0) {
+    // Die with the test: a test binary that is killed (ctest's timeout, SIGKILL) runs no
+    // destructor, and a `pgferry run` left behind would go on retrying its vanished clusters.
+    (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != test_pid) ::_exit(127);  // the test died before the line above
     const int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, STDIN_FILENO);
     ::dup2(log_fd, STDOUT_FILENO);

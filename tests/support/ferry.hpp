@@ -17,7 +17,8 @@
 namespace pgferry::test {
 
 /// One background pgferry process; its stdout and stderr go to a log file. SIGKILLed and reaped
-/// on destruction if it is still running.
+/// on destruction if it is still running, and SIGKILLed by the kernel if the test process dies
+/// without destructors (PR_SET_PDEATHSIG; start it from the thread that outlives it).
 class FerryProcess {
  public:
   /// Where its stderr (the log) goes: to the log file, or into a pipe whose reading end is closed
