@@ -5,9 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -83,19 +86,25 @@ TEST(Harness, DestructorRemovesClusterAndDataDir) {
                std::runtime_error);
 }
 
-TEST(Harness, WatchdogCleansUpWhenTestProcessIsKilled) {
-  // A child process starts a cluster, reports where, and is SIGKILLed: no destructor runs.
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
+using Report = std::function<void(const std::string&)>;
+
+/// Runs `body` in a forked child and returns the `lines` lines it reports ("" or fewer when it
+/// failed first). `body` starts what the test watches and calls its argument with the lines to
+/// report, which never returns: the parent SIGKILLs the child once they have arrived, so none of
+/// the child's destructors runs. What `body` started is then an orphan, as after a test binary
+/// killed by ctest's timeout.
+std::string report_then_be_killed(const std::function<void(const Report&)>& body, std::size_t lines) {
+  std::array<int, 2> fds{};
+  if (::pipe(fds.data()) != 0) return "";
   const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
+  if (child < 0) return "";
   if (child == 0) {
     ::close(fds[0]);
     try {
-      auto cluster = PgCluster::start({.settings = {}, .name = "orphan"});
-      const std::string info = cluster->data_dir() + "\n" + std::to_string(cluster->port()) + "\n";
-      (void)!::write(fds[1], info.data(), info.size());
-      ::pause();
+      body([&fds](const std::string& info) {
+        (void)!::write(fds[1], info.data(), info.size());
+        for (;;) ::pause();
+      });
     } catch (...) {
     }
     ::_exit(1);
@@ -104,13 +113,25 @@ TEST(Harness, WatchdogCleansUpWhenTestProcessIsKilled) {
   std::string info;
   char buf[512];
   ssize_t n = 0;
-  while (info.find('\n', info.find('\n') + 1) == std::string::npos && (n = ::read(fds[0], buf, sizeof buf)) > 0) {
+  while (static_cast<std::size_t>(std::count(info.begin(), info.end(), '\n')) < lines &&
+         (n = ::read(fds[0], buf, sizeof buf)) > 0) {
     info.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fds[0]);
   ::kill(child, SIGKILL);
   int status = 0;
   ::waitpid(child, &status, 0);
+  return info;
+}
+
+TEST(Harness, WatchdogCleansUpWhenTestProcessIsKilled) {
+  // A child process starts a cluster, reports where, and is SIGKILLed: no destructor runs.
+  const std::string info = report_then_be_killed(
+      [](const Report& report) {
+        auto cluster = PgCluster::start({.settings = {}, .name = "orphan"});
+        report(cluster->data_dir() + "\n" + std::to_string(cluster->port()) + "\n");
+      },
+      2);
   const auto nl = info.find('\n');
   ASSERT_NE(nl, std::string::npos) << "child did not report its cluster";
   const std::string data_dir = info.substr(0, nl);
@@ -135,32 +156,12 @@ TEST(Harness, AFerryProcessDiesWithTheTestThatStartedIt) {
       << "source: \"host=127.0.0.1 port=1 dbname=app user=postgres connect_timeout=2\"\n"
       << "target: \"host=127.0.0.1 port=1 dbname=app user=postgres connect_timeout=2\"\n"
       << "tables: [public.t]\n";
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    ::close(fds[0]);
-    try {
-      FerryProcess ferry({"run", "-c", dir + "/pgferry.yaml"}, dir + "/run.log");
-      const std::string info = std::to_string(ferry.pid()) + "\n";
-      (void)!::write(fds[1], info.data(), info.size());
-      ::pause();
-    } catch (...) {
-    }
-    ::_exit(1);
-  }
-  ::close(fds[1]);
-  std::string info;
-  char buf[64];
-  ssize_t n = 0;
-  while (info.find('\n') == std::string::npos && (n = ::read(fds[0], buf, sizeof buf)) > 0) {
-    info.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  ::kill(child, SIGKILL);
-  int status = 0;
-  ::waitpid(child, &status, 0);
+  const std::string info = report_then_be_killed(
+      [&dir](const Report& report) {
+        FerryProcess ferry({"run", "-c", dir + "/pgferry.yaml"}, dir + "/run.log");
+        report(std::to_string(ferry.pid()) + "\n");
+      },
+      1);
   ASSERT_NE(info.find('\n'), std::string::npos) << "the child did not report its pgferry";
   const pid_t ferry = static_cast<pid_t>(std::stol(info));
   // Gone, or a zombie waiting for whoever inherited it to reap it.
