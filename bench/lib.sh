@@ -110,5 +110,29 @@ median() {
     if (NR % 2) printf fmt, v[(NR + 1) / 2]
     else printf fmt, (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+# setting_line ARG: a --setting argument (NAME=VALUE) as a postgresql.conf line. Blanks around
+# the name and the value are dropped, and a value already in single quotes is kept as it is (so
+# "synchronous_commit = off" and "shared_buffers='1GB'" both work); anything else exits 2 naming
+# the argument. Run it as line=$(setting_line "$2") || exit 2.
+setting_line() {
+  local kv=$1 name value
+  name=${kv%%=*} value=${kv#*=}
+  name=${name#"${name%%[![:space:]]*}"} name=${name%"${name##*[![:space:]]}"}
+  value=${value#"${value%%[![:space:]]*}"} value=${value%"${value##*[![:space:]]}"}
+  if [[ $kv != *=* || ! $name =~ ^[A-Za-z_][A-Za-z0-9_.]*$ || -z $value ]]; then
+    echo "${0##*/}: --setting wants NAME=VALUE, a postgresql.conf parameter and its value (e.g. --setting work_mem=64MB), got '$kv'" >&2
+    exit 2
+  fi
+  [[ $value =~ ^\'.*\'$ ]] || value="'${value//\'/\'\'}'"
+  printf '%s = %s\n' "$name" "$value"
+}
+
+# fd_open FD: whether file descriptor FD is open here. A trap can run inside the redirections of
+# the command it interrupted, one of which may have closed FD (cluster_start ... {err}>&-); an
+# `exec 2>&FD` there fails and, exec being a special builtin, ends the script mid-cleanup.
+# (Not `{ true >&FD; } 2>/dev/null`: the group's own redirection saves stderr on the lowest free
+# descriptor from 10 up, which can be FD itself.)
+fd_open() { [ -e "/proc/self/fd/$1" ]; }
+
 min_of() { printf '%s\n' "$@" | sort -g | head -n 1; }
 max_of() { printf '%s\n' "$@" | sort -g | tail -n 1; }
