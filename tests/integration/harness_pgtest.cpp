@@ -7,12 +7,10 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
-#include <thread>
 
 #include "support/cli.hpp"
 #include "support/ferry.hpp"
@@ -136,11 +134,7 @@ TEST(Harness, WatchdogCleansUpWhenTestProcessIsKilled) {
   ASSERT_NE(nl, std::string::npos) << "child did not report its cluster";
   const std::string data_dir = info.substr(0, nl);
   const std::string port = info.substr(nl + 1, info.find('\n', nl + 1) - nl - 1);
-  bool gone = false;
-  for (int i = 0; i < 300 && !gone; ++i) {
-    gone = !std::filesystem::exists(data_dir);
-    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const bool gone = eventually([&data_dir] { return !std::filesystem::exists(data_dir); }, 30000);
   EXPECT_TRUE(gone) << data_dir << " still exists 30 s after its owner was killed";
   EXPECT_THROW(PgClient("host=127.0.0.1 connect_timeout=2 dbname=postgres user=postgres port=" + port),
                std::runtime_error);
@@ -172,11 +166,7 @@ TEST(Harness, AFerryProcessDiesWithTheTestThatStartedIt) {
     const auto close = line.rfind(')');
     return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
   };
-  bool gone = false;
-  for (int i = 0; i < 100 && !gone; ++i) {
-    gone = !alive();
-    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const bool gone = eventually([&alive] { return !alive(); }, 10000);
   if (!gone) ::kill(ferry, SIGKILL);  // ours, orphaned: end it before failing
   EXPECT_TRUE(gone) << "pgferry run (pid " << ferry << ") outlived the test process that started it by 10 s";
   std::filesystem::remove_all(dir);
