@@ -20,11 +20,20 @@ qs=$tmp/qs
 # Whatever a failed check left running is stopped by the script's own stop, by its PID files.
 trap 'PGFERRY_QUICKSTART_DIR=$qs "$repo/scripts/quickstart" stop >/dev/null 2>&1 </dev/null; rm -rf "$tmp"' EXIT
 
-# quickstart ARGS...: runs it on this test's directory, a port range of its own, output in $tmp/out.
+# start_quickstart BINARY ARGS...: starts it in the background with BINARY as pgferry, on this
+# test's directory, a port range of its own, output in $tmp/out. $! is timeout's PID; with
+# --foreground a signal sent there reaches the script alone, as with kill on the script itself.
+start_quickstart() {
+  local bin=$1
+  shift
+  PGFERRY_SKIP_DEPS=1 PGFERRY_BINARY=$bin PGFERRY_QUICKSTART_DIR=$qs \
+    PGFERRY_QUICKSTART_PORT=$((20000 + RANDOM % 20000)) timeout --foreground 300 "$repo/scripts/quickstart" "$@" \
+    >"$tmp/out" 2>&1 </dev/null &
+}
+# quickstart ARGS...: runs it with this build's pgferry to its end; its exit code.
 quickstart() {
-  PGFERRY_SKIP_DEPS=1 PGFERRY_BINARY=$binary PGFERRY_QUICKSTART_DIR=$qs \
-    PGFERRY_QUICKSTART_PORT=$((20000 + RANDOM % 20000)) timeout 300 "$repo/scripts/quickstart" "$@" \
-    >"$tmp/out" 2>&1 </dev/null
+  start_quickstart "$binary" "$@"
+  wait "$!"
 }
 # running PIDFILE: the PID in PIDFILE (first line) is a live process.
 running() {
@@ -87,9 +96,7 @@ else
 fi
 
 # 2. SIGTERM while the workload runs: exit 143, everything stopped.
-# Started directly (not through quickstart()), so that $! is the script itself.
-PGFERRY_SKIP_DEPS=1 PGFERRY_BINARY=$binary PGFERRY_QUICKSTART_DIR=$qs PGFERRY_QUICKSTART_PORT=$((20000 + RANDOM % 20000)) \
-  "$repo/scripts/quickstart" --duration 120 --rate 20 >"$tmp/out" 2>&1 </dev/null &
+start_quickstart "$binary" --duration 120 --rate 20
 pid=$!
 if wait_for_output "== 7/8 live workload" 120 && wait_for_output "pgbench -n -f" 10; then
   sleep 1
@@ -119,10 +126,9 @@ esac
 exec "$binary" "\$@"
 EOF
 chmod 755 "$wrapper"
-binary_saved=$binary binary=$wrapper
-quickstart --duration 30
+start_quickstart "$wrapper" --duration 30
+wait "$!"
 rc=$?
-binary=$binary_saved
 [ "$rc" -eq 1 ] || { fail "a run whose replicator died exited $rc, expected 1"; show; }
 grep -q "simulated failure of pgferry run" "$tmp/out" || fail "the run did not show the end of the replicator's log"
 grep -q "stopping everything this run started (the run failed, exit 1)" "$tmp/out" \
